@@ -1,0 +1,1 @@
+"""OTLP wire formats: decoding requests into pantau's model and back."""

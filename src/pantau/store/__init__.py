@@ -1,0 +1,1 @@
+"""Storage: the interface every component uses (`base`) and its implementations."""

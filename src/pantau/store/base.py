@@ -1,0 +1,243 @@
+"""The store interface: the only way any part of pantau reads or writes telemetry.
+
+Like Prometheus's `storage.Queryable`, it says nothing about how data is laid out. SQLite
+(`pantau.store.sqlite`) is the embedded implementation; ClickHouse is the scale-out one.
+
+Writes are asynchronous and acknowledged: `submit` queues a batch and returns a future that
+completes once the batch is durably committed, so a receiver can answer its client only
+after the data is safe. A full queue is reported at once (`Overloaded`), never by blocking,
+so receivers can tell clients to back off.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pantau.model import Labels, LogBatch, LogRecord, MetricMetadata, SampleBatch, Span, SpanBatch
+
+WriteBatch = SpanBatch | LogBatch | SampleBatch
+
+
+class StoreError(Exception):
+    """Base class for store failures."""
+
+
+class Overloaded(StoreError):
+    """The write queue is full. Retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreClosed(StoreError):
+    """The store is shutting down and accepts no more writes."""
+
+
+# --- metric selection ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A Prometheus label matcher. Regular expressions are anchored at both ends, as in PromQL."""
+
+    name: str
+    op: str  # "=", "!=", "=~", "!~"
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op not in ("=", "!=", "=~", "!~"):
+            raise ValueError(f"unknown matcher operator {self.op!r}")
+        if self.op in ("=~", "!~"):
+            try:
+                object.__setattr__(self, "_regex", re.compile(self.value, re.DOTALL))
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {self.value!r}: {exc}") from None
+
+    def matches(self, value: str) -> bool:
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        hit = self._regex.fullmatch(value) is not None  # type: ignore[attr-defined]
+        return hit if self.op == "=~" else not hit
+
+    @property
+    def matches_empty(self) -> bool:
+        """Whether a series *without* this label matches (Prometheus treats absent as "")."""
+        return self.matches("")
+
+
+@dataclass(slots=True)
+class SeriesSamples:
+    """The raw samples of one series in a time range, oldest first."""
+
+    labels: Labels
+    timestamps_ms: np.ndarray  # int64
+    values: np.ndarray  # float64
+
+
+# --- traces ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TraceQuery:
+    """Trace search, as Jaeger's `/api/traces` defines it: traces with at least one span that
+    matches every given condition."""
+
+    service: str | None = None
+    operation: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyLink:
+    parent: str
+    child: str
+    call_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    span_kind: int
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class LogQuery:
+    """A log search. Terms and phrases match whole words, case-insensitively, in the body and
+    in string attribute values; every condition must hold."""
+
+    terms: list[str] = field(default_factory=list)
+    phrases: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    min_severity: int | None = None
+    severity_texts: list[str] = field(default_factory=list)
+    trace_id: bytes | None = None
+    span_id: bytes | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    start_ns: int | None = None
+    end_ns: int | None = None
+    limit: int = 100
+    cursor: str | None = None
+    newest_first: bool = True
+
+
+@dataclass(slots=True)
+class LogPage:
+    records: list[LogRecord]
+    next_cursor: str | None
+
+
+# --- health and stats ------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StoreStats:
+    queue_items: int = 0
+    queue_capacity: int = 0
+    commits: int = 0
+    commit_seconds_total: float = 0.0
+    commit_seconds_buckets: dict[float, int] = field(default_factory=dict)
+    bytes_by_signal: dict[str, int] = field(default_factory=dict)
+    partitions_by_signal: dict[str, int] = field(default_factory=dict)
+    written_by_signal: dict[str, int] = field(default_factory=dict)
+    log_index_lag: int = 0
+
+
+CommitListener = Callable[[WriteBatch], None]
+
+
+class Store(ABC):
+    """Everything pantau keeps: spans, logs, metric series and samples."""
+
+    # lifecycle
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Commit every accepted batch, then release resources. Idempotent."""
+
+    @abstractmethod
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call `listener(batch)` after each batch is committed (from the writer's thread)."""
+
+    # writes
+    @abstractmethod
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        """Queue a batch. The future completes when it is committed, or fails with the reason.
+
+        Raises `Overloaded` when the queue is full and `StoreClosed` when shutting down.
+        """
+
+    def write(self, batch: WriteBatch, timeout: float | None = None) -> None:
+        """Submit and wait for the commit (for callers outside an event loop)."""
+        self.submit(batch).result(timeout)
+
+    # traces
+    @abstractmethod
+    def get_trace(self, trace_id: bytes, start_ns: int | None = None,
+                  end_ns: int | None = None) -> list[Span]: ...
+
+    @abstractmethod
+    def find_trace_ids(self, query: TraceQuery) -> list[bytes]:
+        """Ids of matching traces, most recent first."""
+
+    @abstractmethod
+    def services(self) -> list[str]: ...
+
+    @abstractmethod
+    def operations(self, service: str, span_kind: int | None = None) -> list[Operation]: ...
+
+    @abstractmethod
+    def dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
+        """Calls between services: a span whose parent span belongs to another service."""
+
+    # logs
+    @abstractmethod
+    def search_logs(self, query: LogQuery) -> LogPage: ...
+
+    # metrics
+    @abstractmethod
+    def select_series(self, matchers: Sequence[Matcher], start_ms: int | None = None,
+                      end_ms: int | None = None) -> list[Labels]: ...
+
+    @abstractmethod
+    def label_names(self, matchers: Sequence[Matcher] = (), start_ms: int | None = None,
+                    end_ms: int | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def label_values(self, name: str, matchers: Sequence[Matcher] = (),
+                     start_ms: int | None = None, end_ms: int | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
+                       end_ms: int) -> list[SeriesSamples]:
+        """Raw samples with `start_ms <= t <= end_ms` of every series the matchers select."""
+
+    @abstractmethod
+    def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]: ...
+
+    # maintenance
+    @abstractmethod
+    def enforce_retention(self, now_ns: int) -> int:
+        """Drop partitions past their retention; returns how many were dropped."""
+
+    @abstractmethod
+    def stats(self) -> StoreStats: ...

@@ -1,0 +1,273 @@
+"""Samples in SQLite, shaped like Prometheus's TSDB.
+
+* Each write batch is committed as one row of a write-ahead table (`sample_wal`): one
+  INSERT per batch instead of one per sample.
+* The same samples are kept in memory (the head) as NumPy arrays.
+* Now and then the head is cut: samples are sorted by series and time and sealed into one
+  compressed chunk per series (`chunks`), and the write-ahead rows they came from are
+  deleted, all in one transaction.
+* After a crash, the write-ahead rows still present are the head: reading them back is the
+  whole recovery.
+
+Readers see a consistent picture without locking the writer: their snapshot says which
+write-ahead rows were already sealed; newer samples come from the head in memory or, if the
+head has moved on since the snapshot, from the write-ahead rows the snapshot still holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pantau.store.sqlite import chunks
+from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sample_wal(id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks(
+    series_id INTEGER NOT NULL, t_min INTEGER NOT NULL, cut INTEGER NOT NULL,
+    t_max INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY(series_id, t_min, cut)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partition_series(series_id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS sample_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+INSERT OR IGNORE INTO sample_meta VALUES ('sealed_upto', 0);
+INSERT OR IGNORE INTO sample_meta VALUES ('cuts', 0);
+"""
+
+HEAD_MAX_SAMPLES = 1_000_000
+HEAD_MAX_AGE_S = 30 * 60
+IDLE_CUT_S = 5 * 60
+_IN_CHUNK = 500
+
+
+@dataclass
+class Head:
+    """Samples written but not yet sealed into chunks. Shared by the writer and readers."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    entries: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    base: int = 0  # every WAL row with id > base is in `entries`
+    samples: int = 0
+    series: set[int] = field(default_factory=set)
+    first_write: float = 0.0
+    last_write: float = 0.0
+
+    def add(self, wal_id: int, sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.entries.append((wal_id, sids, ts, vals))
+            self.samples += len(sids)
+            self.series.update(np.unique(sids).tolist())
+            if not self.first_write:
+                self.first_write = now
+            self.last_write = now
+
+    def snapshot(self) -> tuple[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], set[int]]:
+        with self.lock:
+            return self.base, list(self.entries), set(self.series)
+
+    def drop_upto(self, wal_id: int) -> None:
+        with self.lock:
+            self.entries = [e for e in self.entries if e[0] > wal_id]
+            self.base = max(self.base, wal_id)
+            self.samples = sum(len(e[1]) for e in self.entries)
+            self.series = set()
+            for e in self.entries:
+                self.series.update(np.unique(e[1]).tolist())
+            self.first_write = time.monotonic() if self.entries else 0.0
+
+
+@dataclass
+class SamplePartition:
+    conn: sqlite3.Connection
+    head: Head
+    next_wal: int
+    cuts: int
+    known_series: set[int]
+    pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+def open_partition(conn: sqlite3.Connection) -> SamplePartition:
+    conn.executescript(SCHEMA)
+    sealed = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
+    cuts = conn.execute("SELECT v FROM sample_meta WHERE k = 'cuts'").fetchone()[0]
+    head = Head(base=sealed)
+    last = sealed
+    for wal_id, blob in conn.execute("SELECT id, data FROM sample_wal WHERE id > ? ORDER BY id", (sealed,)):
+        head.add(wal_id, *chunks.unpack_wal(blob))
+        last = wal_id
+    known = {r[0] for r in conn.execute("SELECT series_id FROM partition_series")}
+    return SamplePartition(conn, head, last + 1, cuts, known)
+
+
+def write(state: SamplePartition, sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
+    """Append samples to the write-ahead table inside the caller's transaction."""
+    wal_id = state.next_wal
+    state.conn.execute("INSERT INTO sample_wal(id, data) VALUES (?, ?)",
+                       (wal_id, chunks.pack_wal(sids, ts, vals)))
+    state.next_wal = wal_id + 1
+    state.pending.append((wal_id, sids, ts, vals))
+
+
+def committed(state: SamplePartition) -> None:
+    for entry in state.pending:
+        state.head.add(*entry)
+    state.pending.clear()
+
+
+def rolled_back(state: SamplePartition) -> None:
+    if state.pending:
+        state.next_wal = state.pending[0][0]
+    state.pending.clear()
+
+
+def should_cut(state: SamplePartition, *, force: bool = False) -> bool:
+    head = state.head
+    if not head.entries:
+        return False
+    if force or head.samples >= HEAD_MAX_SAMPLES:
+        return True
+    now = time.monotonic()
+    return now - head.first_write >= HEAD_MAX_AGE_S or now - head.last_write >= IDLE_CUT_S
+
+
+def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Concatenate (sid, ts, value) arrays in write order; sort by series and time; where one
+    series has several values at one timestamp, keep the last written (a client's retry)."""
+    sids = np.concatenate([p[0] for p in parts])
+    ts = np.concatenate([p[1] for p in parts])
+    vals = np.concatenate([p[2] for p in parts])
+    order = np.lexsort((np.arange(len(sids)), ts, sids))
+    sids, ts, vals = sids[order], ts[order], vals[order]
+    if len(sids) > 1:
+        keep = np.ones(len(sids), dtype=bool)
+        keep[:-1] = (sids[1:] != sids[:-1]) | (ts[1:] != ts[:-1])
+        sids, ts, vals = sids[keep], ts[keep], vals[keep]
+    return sids, ts, vals
+
+
+def cut(state: SamplePartition) -> int:
+    """Seal the head into chunks (inside the caller's transaction). Returns the WAL id sealed;
+    call `sealed(state, id)` after the commit."""
+    _, entries, _ = state.head.snapshot()
+    if not entries:
+        return 0
+    upto = entries[-1][0]
+    sids, ts, vals = _merge([(e[1], e[2], e[3]) for e in entries])
+    cut_no = state.cuts + 1
+    bounds = np.flatnonzero(np.diff(sids)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [len(sids)]))
+    conn = state.conn
+    conn.executemany(
+        "INSERT INTO chunks(series_id, t_min, cut, t_max, n, data) VALUES (?,?,?,?,?,?)",
+        ((int(sids[a]), int(ts[a]), cut_no, int(ts[b - 1]), int(b - a), chunks.encode(ts[a:b], vals[a:b]))
+         for a, b in zip(starts.tolist(), ends.tolist(), strict=True)))
+    new_series = set(np.unique(sids).tolist()) - state.known_series
+    if new_series:
+        conn.executemany("INSERT OR IGNORE INTO partition_series VALUES (?)", ((s,) for s in new_series))
+    conn.execute("DELETE FROM sample_wal WHERE id <= ?", (upto,))
+    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'sealed_upto'", (upto,))
+    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'cuts'", (cut_no,))
+    state._cut_pending = (upto, cut_no, new_series)  # type: ignore[attr-defined]
+    return upto
+
+
+def sealed(state: SamplePartition) -> None:
+    upto, cut_no, new_series = state._cut_pending  # type: ignore[attr-defined]
+    state.cuts = cut_no
+    state.known_series |= new_series
+    state.head.drop_upto(upto)
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+class SampleReader:
+    def __init__(self, parts: PartitionSet, pool: ReaderPool) -> None:
+        self.parts = parts
+        self.pool = pool
+
+    def series_ids(self, start_ms: int | None, end_ms: int | None) -> set[int]:
+        """Series with at least one sample in a partition overlapping the range."""
+        out: set[int] = set()
+        for part in self._parts(start_ms, end_ms):
+            state: SamplePartition = part.state
+            out |= state.known_series
+            out |= state.head.snapshot()[2]
+        return out
+
+    def _parts(self, start_ms: int | None, end_ms: int | None) -> list[Partition]:
+        start_ns = None if start_ms is None else start_ms * 1_000_000
+        end_ns = None if end_ms is None else end_ms * 1_000_000 + 999_999
+        return [p for p in self.parts.list(start_ns, end_ns, newest_first=False) if p.state is not None]
+
+    def select(self, ids: Iterable[int], start_ms: int, end_ms: int
+               ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for part in self._parts(start_ms, end_ms):
+            self._select_partition(part, wanted, start_ms, end_ms, pieces)
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for sid, parts in pieces.items():
+            # Pieces are in write order but may overlap or be unsorted (the head keeps arrival
+            # order): merge them by time, the last written value winning.
+            _, ts, vals = _merge([(np.zeros(len(p[0]), dtype=np.int64), p[0], p[1]) for p in parts])
+            if len(ts):
+                out[sid] = (ts, vals)
+        return out
+
+    def _select_partition(self, part: Partition, wanted: list[int], start_ms: int, end_ms: int,
+                          pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> None:
+        state: SamplePartition = part.state
+        conn = self.pool.get(part.path)
+        wanted_arr = np.asarray(wanted, dtype=np.int64)
+        # Per series, the pieces in write order (chunks by cut, then the head) so that merging
+        # keeps the last written value of a duplicated timestamp.
+        local: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        conn.execute("BEGIN")
+        try:
+            sealed_upto = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
+            for i in range(0, len(wanted), _IN_CHUNK):
+                group = wanted[i:i + _IN_CHUNK]
+                marks = ",".join("?" * len(group))
+                for sid, blob in conn.execute(
+                        f"SELECT series_id, data FROM chunks WHERE series_id IN ({marks}) "
+                        f"AND t_min <= ? AND t_max >= ? ORDER BY series_id, cut",
+                        (*group, end_ms, start_ms)):
+                    ts, vals = chunks.decode(blob)
+                    sel = (ts >= start_ms) & (ts <= end_ms)
+                    if sel.any():
+                        local.setdefault(sid, []).append((ts[sel], vals[sel]))
+            base, entries, _ = state.head.snapshot()
+            recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            if sealed_upto < base:
+                for (blob,) in conn.execute(
+                        "SELECT data FROM sample_wal WHERE id > ? AND id <= ? ORDER BY id",
+                        (sealed_upto, base)):
+                    recent.append(chunks.unpack_wal(blob))
+            recent.extend((e[1], e[2], e[3]) for e in entries if e[0] > sealed_upto)
+        finally:
+            conn.execute("COMMIT")
+        if recent:
+            sids = np.concatenate([r[0] for r in recent])
+            ts = np.concatenate([r[1] for r in recent])
+            vals = np.concatenate([r[2] for r in recent])
+            sel = np.isin(sids, wanted_arr) & (ts >= start_ms) & (ts <= end_ms)
+            if sel.any():
+                sids, ts, vals = sids[sel], ts[sel], vals[sel]
+                order = np.argsort(sids, kind="stable")
+                sids, ts, vals = sids[order], ts[order], vals[order]
+                bounds = np.flatnonzero(np.diff(sids)) + 1
+                for a, b in zip(np.concatenate(([0], bounds)).tolist(),
+                                np.concatenate((bounds, [len(sids)])).tolist(), strict=True):
+                    local.setdefault(int(sids[a]), []).append((ts[a:b], vals[a:b]))
+        for sid, plist in local.items():
+            pieces.setdefault(sid, []).extend(plist)

@@ -1,0 +1,150 @@
+"""The series index: every label set ever written, its id, and postings for label matching.
+
+Lives in one file (`index.db`) for all time partitions, as Prometheus keeps one symbol table
+per block; series ids are stable across partitions so samples can refer to them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import orjson
+
+from pantau.model import METRIC_NAME, Labels, MetricMetadata
+from pantau.store.base import Matcher
+from pantau.store.sqlite.db import connect_writer
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, labels TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS postings(
+    name TEXT NOT NULL, value TEXT NOT NULL, series_id INTEGER NOT NULL,
+    PRIMARY KEY(name, value, series_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS metadata(
+    metric TEXT PRIMARY KEY, type TEXT NOT NULL, help TEXT NOT NULL, unit TEXT NOT NULL);
+"""
+
+
+def _encode(labels: Labels) -> str:
+    return orjson.dumps(labels).decode()
+
+
+def _decode(text: str) -> Labels:
+    return tuple((k, v) for k, v in orjson.loads(text))
+
+
+class SeriesIndex:
+    """Resolves label sets to ids (writer thread) and matches label matchers (any thread).
+
+    All label sets are kept in memory: resolving a known series is one dict lookup, and
+    matchers run over memory. Postings are also written to SQLite so other tools (and a
+    future lazy-loading mode for very many series) can use them.
+    """
+
+    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.conn = connect_writer(path, synchronous=synchronous)
+        self.conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self.ids: dict[Labels, int] = {}
+        self.labels: dict[int, Labels] = {}
+        self.by_name: dict[str, set[int]] = {}
+        for sid, text in self.conn.execute("SELECT id, labels FROM series"):
+            self._remember(sid, _decode(text))
+        self._next_id = max(self.labels, default=0) + 1
+        self._metadata: dict[str, MetricMetadata] = {
+            m: MetricMetadata(m, t, h, u) for m, t, h, u in self.conn.execute("SELECT * FROM metadata")}
+
+    def _remember(self, sid: int, labels: Labels) -> None:
+        self.ids[labels] = sid
+        self.labels[sid] = labels
+        name = next((v for k, v in labels if k == METRIC_NAME), "")
+        self.by_name.setdefault(name, set()).add(sid)
+
+    # --- writer side -----------------------------------------------------------------------
+
+    def resolve(self, label_sets: Iterable[Labels]) -> dict[Labels, int]:
+        """Ids of label sets, creating new series (inside a transaction the caller commits)."""
+        ids = self.ids
+        out: dict[Labels, int] = {}
+        new: list[tuple[int, Labels]] = []
+        for labels in label_sets:
+            sid = ids.get(labels)
+            if sid is None:
+                if labels in out:
+                    continue
+                sid = self._next_id
+                self._next_id += 1
+                new.append((sid, labels))
+            out[labels] = sid
+        if new:
+            self.conn.executemany("INSERT INTO series(id, labels) VALUES (?, ?)",
+                                  ((sid, _encode(lab)) for sid, lab in new))
+            self.conn.executemany("INSERT OR IGNORE INTO postings VALUES (?, ?, ?)",
+                                  ((k, v, sid) for sid, lab in new for k, v in lab))
+            self._pending = new
+        return out
+
+    def committed(self) -> None:
+        """The transaction holding the last `resolve` committed: make the new series visible."""
+        new = getattr(self, "_pending", None)
+        if new:
+            with self._lock:
+                for sid, labels in new:
+                    self._remember(sid, labels)
+            self._pending = []
+
+    def rolled_back(self) -> None:
+        new = getattr(self, "_pending", None) or []
+        if new:
+            self._next_id = min(sid for sid, _ in new)
+        self._pending = []
+
+    def set_metadata(self, items: Iterable[MetricMetadata]) -> None:
+        changed = [m for m in items if self._metadata.get(m.metric) != m]
+        if changed:
+            self.conn.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?, ?)",
+                                  ((m.metric, m.type, m.help, m.unit) for m in changed))
+            with self._lock:
+                for m in changed:
+                    self._metadata[m.metric] = m
+
+    # --- reader side -----------------------------------------------------------------------
+
+    def match(self, matchers: Sequence[Matcher]) -> list[int]:
+        """Ids of the series every matcher accepts (an absent label counts as "")."""
+        with self._lock:
+            candidates: Iterable[int] | None = None
+            for m in matchers:
+                if m.name == METRIC_NAME and m.op == "=":
+                    candidates = self.by_name.get(m.value, set())
+                    break
+            if candidates is None:
+                candidates = list(self.labels)
+            labels = self.labels
+            return [sid for sid in candidates
+                    if all(m.matches(_value(labels[sid], m.name)) for m in matchers)]
+
+    def labels_of(self, ids: Iterable[int]) -> list[Labels]:
+        with self._lock:
+            return [self.labels[i] for i in ids]
+
+    def all_ids(self) -> list[int]:
+        with self._lock:
+            return list(self.labels)
+
+    def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]:
+        with self._lock:
+            items = list(self._metadata.values())
+        return {m.metric: [m] for m in items if metric is None or m.metric == metric}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _value(labels: Labels, name: str) -> str:
+    for k, v in labels:
+        if k == name:
+            return v
+    return ""

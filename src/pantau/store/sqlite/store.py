@@ -1,0 +1,455 @@
+"""The embedded store: SQLite files under one data directory.
+
+```
+data/
+  index.db                     series ids, label postings, metric metadata
+  spans/20261128T000000Z.db    one file per signal and time window
+  logs/20261128T000000Z.db     (+ .fts.db: the full-text index, written by the indexer)
+  metrics/20261128T000000Z.db
+```
+
+One writer thread owns every write connection and commits in groups: whatever batches queued
+while the previous commit ran go into the next transaction (group commit). Each batch's
+future completes only after the transactions holding it have committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pantau.model import Labels, LogBatch, MetricMetadata, SampleBatch, Span, SpanBatch
+from pantau.store.base import (
+    CommitListener,
+    DependencyLink,
+    LogPage,
+    LogQuery,
+    Matcher,
+    Operation,
+    SeriesSamples,
+    Store,
+    StoreError,
+    StoreStats,
+    TraceQuery,
+    WriteBatch,
+)
+from pantau.store.sqlite import logs as log_store
+from pantau.store.sqlite import samples as sample_store
+from pantau.store.sqlite import spans as span_store
+from pantau.store.sqlite.db import connect_writer
+from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
+from pantau.store.sqlite.queue import WriteQueue
+from pantau.store.sqlite.series import SeriesIndex
+from pantau.store.sqlite.trace_keys import TraceKeyIndex
+
+log = logging.getLogger("pantau.store")
+
+DAY_S = 86_400
+SIGNALS = ("spans", "logs", "metrics")
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
+
+
+@dataclass
+class SQLiteOptions:
+    data_dir: Path
+    partition_seconds: int = DAY_S
+    retention_seconds: dict[str, int] = field(
+        default_factory=lambda: {s: 30 * DAY_S for s in SIGNALS})
+    queue_capacity: int = 1_000_000
+    max_commit_items: int = 100_000
+    synchronous: str = "NORMAL"
+    maintenance_interval_s: float = 1.0
+    retention_interval_s: float = 300.0
+
+
+class SQLiteStore(Store):
+    def __init__(self, options: SQLiteOptions) -> None:
+        self.options = options
+        self.root = Path(options.data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        dur = options.partition_seconds * 1_000_000_000
+        self.parts = {s: PartitionSet(self.root, s, dur) for s in SIGNALS}
+        self.pool = ReaderPool()
+        self.series = SeriesIndex(self.root / "index.db", options.synchronous)
+        self.queue = WriteQueue(options.queue_capacity)
+        self.span_reader = span_store.SpanReader(self.parts["spans"], self.pool)
+        self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
+        self.sample_reader = sample_store.SampleReader(self.parts["metrics"], self.pool)
+        self.indexer = log_store.LogIndexer(self.parts["logs"], on_error=self._indexer_error)
+        self._listeners: list[CommitListener] = []
+        self._writer = threading.Thread(target=self._run, name="pantau-writer", daemon=True)
+        self._started = False
+        self._closed = False
+        self._stats = StoreStats(queue_capacity=options.queue_capacity,
+                                 commit_seconds_buckets=dict.fromkeys(COMMIT_BUCKETS, 0))
+        self._written: dict[str, int] = defaultdict(int)
+        self._last_retention = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        for signal, parts in self.parts.items():
+            for part in parts.list(newest_first=False):
+                self._init_partition(signal, part)
+        self._started = True
+        self._writer.start()
+        self.indexer.start()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.queue.close()
+        if self._writer.is_alive():
+            self._writer.join()
+        self.indexer.stop()
+        if self.indexer.is_alive():
+            self.indexer.join(timeout=30)
+        for parts in self.parts.values():
+            for part in parts.list():
+                if part.state is not None:
+                    part.state.conn.close()
+        self.series.close()
+        self.pool.close_thread()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def submit(self, batch: WriteBatch) -> Future[None]:
+        if not self._started:
+            raise StoreError("store not started")
+        return self.queue.put(batch, max(len(batch), 1))
+
+    def _init_partition(self, signal: str, part: Partition) -> None:
+        conn = connect_writer(part.path, synchronous=self.options.synchronous)
+        if signal == "spans":
+            part.state = span_store.open_partition(conn, TraceKeyIndex("spans"))
+        elif signal == "logs":
+            part.state = log_store.open_partition(conn, part.path, TraceKeyIndex("logs"))
+            part.extra_files = [log_store.fts_path(part.path)]
+        else:
+            part.state = sample_store.open_partition(conn)
+
+    def _partition(self, signal: str, key: int) -> Partition:
+        return self.parts[signal].get_or_create(key, lambda p: self._init_partition(signal, p))
+
+    def _run(self) -> None:
+        last_maintenance = 0.0
+        while True:
+            items = self.queue.take(self.options.max_commit_items, timeout=0.2)
+            if items:
+                self._process(items)
+            now = time.monotonic()
+            if now - last_maintenance >= self.options.maintenance_interval_s:
+                last_maintenance = now
+                self._guarded(self._maintain)
+            if self.queue.closed and self.queue.empty:
+                break
+        self._guarded(lambda: self._maintain(final=True))
+
+    def _guarded(self, action) -> None:
+        try:
+            action()
+        except Exception:  # the writer must survive anything a maintenance step throws
+            log.exception("store maintenance failed")
+
+    def _process(self, items: list) -> None:
+        writes = [(batch, size, fut) for batch, size, fut in items if size]
+        if writes:
+            started = time.perf_counter()
+            failures = self._commit_group([w[0] for w in writes])
+            elapsed = time.perf_counter() - started
+            self._record_commit(elapsed)
+            for i, (batch, size, fut) in enumerate(writes):
+                self.queue.done(size)
+                if i in failures:
+                    fut.set_exception(failures[i])
+                else:
+                    self._written[_signal_of(batch)] += len(batch)
+                    fut.set_result(None)
+            for i, (batch, _, _) in enumerate(writes):
+                if i not in failures:
+                    for listener in self._listeners:
+                        try:
+                            listener(batch)
+                        except Exception:
+                            log.exception("commit listener failed")
+        for action, size, fut in items:
+            if size == 0:
+                try:
+                    fut.set_result(action())
+                except Exception as exc:
+                    fut.set_exception(exc)
+
+    def _commit_group(self, batches: list[WriteBatch]) -> dict[int, Exception]:
+        """Write a group of batches, one transaction per touched file. Returns failures by index."""
+        failures: dict[int, Exception] = {}
+        # (signal, partition key) -> list of (batch index, batch, rows or None)
+        groups: dict[tuple[str, int], list[tuple[int, WriteBatch, list[int] | None]]] = defaultdict(list)
+        sample_groups: dict[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]] = defaultdict(list)
+        sample_batches = [(i, b) for i, b in enumerate(batches) if isinstance(b, SampleBatch)]
+        if sample_batches:
+            try:
+                self._resolve_series(sample_batches, sample_groups)
+            except Exception as exc:
+                log.exception("series index write failed")
+                for i, _ in sample_batches:
+                    failures[i] = _wrap(exc)
+                sample_groups.clear()
+        for i, batch in enumerate(batches):
+            if isinstance(batch, SampleBatch):
+                continue
+            signal = _signal_of(batch)
+            times = batch.start_ns if isinstance(batch, SpanBatch) else batch.time_ns
+            for key, rows in _split(times, self.parts[signal].duration_ns):
+                groups[(signal, key)].append((i, batch, rows))
+        for (signal, key), members in groups.items():
+            part = self._partition(signal, key)
+            ok = self._transaction(part, lambda p=part, m=members: self._write_rows(p, m))
+            if ok is not None:
+                for i, _, _ in members:
+                    failures[i] = ok
+        for key, members in sample_groups.items():
+            part = self._partition("metrics", key)
+            state: sample_store.SamplePartition = part.state
+
+            def write_samples(state=state, members=members) -> None:
+                sids = np.concatenate([m[1] for m in members])
+                ts = np.concatenate([m[2] for m in members])
+                vals = np.concatenate([m[3] for m in members])
+                sample_store.write(state, sids, ts, vals)
+
+            err = self._transaction(part, write_samples)
+            if err is None:
+                sample_store.committed(state)
+            else:
+                sample_store.rolled_back(state)
+                for i, *_ in members:
+                    failures[i] = err
+        return failures
+
+    def _write_rows(self, part: Partition, members) -> None:
+        module = span_store if part.signal == "spans" else log_store
+        for _, batch, rows in members:
+            module.write(part.state, batch, rows)
+
+    def _transaction(self, part: Partition, body) -> Exception | None:
+        conn = part.state.conn
+        next_id = getattr(part.state, "next_id", None)
+        try:
+            conn.execute("BEGIN")
+            body()
+            conn.execute("COMMIT")
+            return None
+        except Exception as exc:
+            log.error("write to %s failed: %s", part.path, exc)
+            try:
+                conn.execute("ROLLBACK")
+            except Exception:
+                pass
+            if next_id is not None:
+                part.state.next_id = next_id
+            return _wrap(exc)
+
+    def _resolve_series(self, sample_batches, sample_groups) -> None:
+        index = self.series
+        conn = index.conn
+        conn.execute("BEGIN")
+        try:
+            distinct: dict[Labels, None] = {}
+            metadata: dict[str, MetricMetadata] = {}
+            for _, batch in sample_batches:
+                distinct.update(dict.fromkeys(batch.labels))
+                metadata.update(batch.metadata)
+            ids = index.resolve(distinct)
+            index.set_metadata(metadata.values())
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            index.rolled_back()
+            raise
+        index.committed()
+        dur_ms = self.parts["metrics"].duration_ns // 1_000_000
+        for i, batch in sample_batches:
+            n = len(batch)
+            if n == 0:
+                continue
+            sids = np.fromiter((ids[lab] for lab in batch.labels), dtype=np.int64, count=n)
+            ts = np.asarray(batch.timestamp_ms, dtype=np.int64)
+            vals = np.asarray(batch.value, dtype=np.float64)
+            keys = ts // dur_ms
+            first = int(keys[0])
+            if (keys == first).all():
+                sample_groups[first].append((i, sids, ts, vals))
+            else:
+                for key in np.unique(keys).tolist():
+                    sel = keys == key
+                    sample_groups[key].append((i, sids[sel], ts[sel], vals[sel]))
+
+    def _record_commit(self, seconds: float) -> None:
+        s = self._stats
+        s.commits += 1
+        s.commit_seconds_total += seconds
+        for bound in COMMIT_BUCKETS:
+            if seconds <= bound:
+                s.commit_seconds_buckets[bound] += 1
+
+    # --- maintenance -------------------------------------------------------------------------
+
+    def _maintain(self, final: bool = False) -> None:
+        for signal in ("spans", "logs"):
+            for part in self.parts[signal].list():
+                keys: TraceKeyIndex = part.state.keys
+                if keys.needs_flush:
+                    self._flush_keys(part, keys)
+        for part in self.parts["metrics"].list():
+            state = part.state
+            if sample_store.should_cut(state, force=final) and \
+                    self._transaction(part, lambda s=state: sample_store.cut(s)) is None:
+                sample_store.sealed(state)
+        if not final and time.monotonic() - self._last_retention >= self.options.retention_interval_s:
+            self._apply_retention(time.time_ns())
+        if any(p.state is not None for p in self.parts["logs"].list()):
+            self.indexer.wake.set()
+
+    def _flush_keys(self, part: Partition, keys: TraceKeyIndex) -> None:
+        conn = part.state.conn
+
+        def body() -> None:
+            keys.flush(conn)
+
+        if self._transaction(part, body) is None:
+            keys.flushed()
+            self._transaction(part, lambda: keys.compact(conn))
+
+    def _apply_retention(self, now_ns: int) -> int:
+        self._last_retention = time.monotonic()
+        dropped = 0
+        for signal, parts in self.parts.items():
+            horizon = now_ns - self.options.retention_seconds[signal] * 1_000_000_000
+            for part in parts.list():
+                if part.end_ns <= horizon:
+                    parts.remove(part)
+                    if part.state is not None:
+                        part.state.conn.close()
+                    self.pool.mark_dropped(part.path)
+                    for extra in part.extra_files:
+                        self.pool.mark_dropped(extra)
+                    parts.delete_files(part)
+                    dropped += 1
+                    log.info("retention: dropped %s partition %s", signal, part.path.name)
+        return dropped
+
+    def enforce_retention(self, now_ns: int) -> int:
+        return self.queue.put_control(lambda: self._apply_retention(now_ns)).result()
+
+    def maintain_now(self, final: bool = False) -> None:
+        """Run the writer's maintenance (key flushes, head cuts) now; for tests and tools."""
+        self.queue.put_control(lambda: self._maintain(final=final)).result()
+
+    def _indexer_error(self, exc: Exception) -> None:
+        log.error("log indexer: %s", exc)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_trace(self, trace_id: bytes, start_ns: int | None = None,
+                  end_ns: int | None = None) -> list[Span]:
+        return self.span_reader.get_trace(trace_id, start_ns, end_ns)
+
+    def find_trace_ids(self, query: TraceQuery) -> list[bytes]:
+        return self.span_reader.find_trace_ids(query)
+
+    def services(self) -> list[str]:
+        return self.span_reader.services()
+
+    def operations(self, service: str, span_kind: int | None = None) -> list[Operation]:
+        return self.span_reader.operations(service, span_kind)
+
+    def dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
+        return self.span_reader.dependencies(start_ns, end_ns)
+
+    def search_logs(self, query: LogQuery) -> LogPage:
+        return self.log_reader.search(query)
+
+    def _matching_ids(self, matchers: Sequence[Matcher], start_ms: int | None,
+                      end_ms: int | None) -> list[int]:
+        ids = self.series.match(matchers) if matchers else self.series.all_ids()
+        present = self.sample_reader.series_ids(start_ms, end_ms)
+        return [i for i in ids if i in present]
+
+    def select_series(self, matchers: Sequence[Matcher], start_ms: int | None = None,
+                      end_ms: int | None = None) -> list[Labels]:
+        return sorted(self.series.labels_of(self._matching_ids(matchers, start_ms, end_ms)))
+
+    def label_names(self, matchers: Sequence[Matcher] = (), start_ms: int | None = None,
+                    end_ms: int | None = None) -> list[str]:
+        names: set[str] = set()
+        for labels in self.series.labels_of(self._matching_ids(matchers, start_ms, end_ms)):
+            names.update(k for k, _ in labels)
+        return sorted(names)
+
+    def label_values(self, name: str, matchers: Sequence[Matcher] = (),
+                     start_ms: int | None = None, end_ms: int | None = None) -> list[str]:
+        values: set[str] = set()
+        for labels in self.series.labels_of(self._matching_ids(matchers, start_ms, end_ms)):
+            values.update(v for k, v in labels if k == name)
+        return sorted(values)
+
+    def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
+                       end_ms: int) -> list[SeriesSamples]:
+        ids = self._matching_ids(matchers, start_ms, end_ms)
+        data = self.sample_reader.select(ids, start_ms, end_ms)
+        out = [SeriesSamples(self.series.labels[sid], ts, vals) for sid, (ts, vals) in data.items()]
+        out.sort(key=lambda s: s.labels)
+        return out
+
+    def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]:
+        return self.series.metadata(metric)
+
+    def stats(self) -> StoreStats:
+        s = self._stats
+        s.queue_items = self.queue.held
+        s.written_by_signal = dict(self._written)
+        s.bytes_by_signal = {sig: parts.size for sig, parts in self.parts.items()}
+        s.bytes_by_signal["index"] = self.series.path.stat().st_size if self.series.path.exists() else 0
+        s.partitions_by_signal = {sig: len(parts.list()) for sig, parts in self.parts.items()}
+        s.log_index_lag = self.indexer.lag
+        return s
+
+
+def _signal_of(batch: WriteBatch) -> str:
+    if isinstance(batch, SpanBatch):
+        return "spans"
+    if isinstance(batch, LogBatch):
+        return "logs"
+    return "metrics"
+
+
+def _split(times: list[int], duration_ns: int) -> list[tuple[int, list[int] | None]]:
+    """Partition keys of a batch's rows: the whole batch when they share one (the usual case)."""
+    if not times:
+        return []
+    first = times[0] // duration_ns
+    lo, hi = min(times) // duration_ns, max(times) // duration_ns
+    if lo == hi:
+        return [(first, None)]
+    rows: dict[int, list[int]] = defaultdict(list)
+    for i, t in enumerate(times):
+        rows[t // duration_ns].append(i)
+    return list(rows.items())
+
+
+def _wrap(exc: Exception) -> Exception:
+    return exc if isinstance(exc, StoreError) else StoreError(f"storage write failed: {exc}")
