@@ -127,7 +127,8 @@ class LogQuery:
     excluded: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     min_severity: int | None = None
-    severity_texts: list[str] = field(default_factory=list)
+    # Inclusive severity-number ranges, any of which matches (e.g. ERROR = 17..20).
+    severity_ranges: list[tuple[int, int]] = field(default_factory=list)
     trace_id: bytes | None = None
     span_id: bytes | None = None
     attributes: dict[str, str] = field(default_factory=dict)

@@ -367,9 +367,10 @@ class LogReader:
         if q.min_severity is not None:
             where.append("l.severity >= ?")
             params.append(q.min_severity)
-        if q.severity_texts:
-            where.append(f"upper(l.severity_text) IN ({','.join('?' * len(q.severity_texts))})")
-            params.extend(s.upper() for s in q.severity_texts)
+        if q.severity_ranges:
+            where.append("(" + " OR ".join("l.severity BETWEEN ? AND ?" for _ in q.severity_ranges) + ")")
+            for lo, hi in q.severity_ranges:
+                params.extend((lo, hi))
         if cursor is not None:
             op = "<" if q.newest_first else ">"
             where.append(f"(l.time_ns {op} ? OR (l.time_ns = ? AND l.id {op} ?))")

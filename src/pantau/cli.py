@@ -1,0 +1,72 @@
+"""The `pantau` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pantau.config import ConfigError, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="pantau: all-in-one observability on OpenTelemetry.")
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"pantau: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="pantau.yaml")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where data is stored")] = None,
+    bind: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="API and UI port (default 3000)")] = None,
+    otlp_http_port: Annotated[int | None, typer.Option(help="OTLP/HTTP port (default 4318)")] = None,
+    otlp_grpc_port: Annotated[int | None, typer.Option(help="OTLP/gRPC port (default 4317)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Run the hub: receive OTLP, store, serve the query APIs."""
+    from pantau.hub import Hub, HubError
+
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+    overrides = {"bind": bind, "port": port, "otlp_http_port": otlp_http_port,
+                 "otlp_grpc_port": otlp_grpc_port}
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg.server, key, value)
+    if data_dir is not None:
+        cfg.storage.data_dir = data_dir
+    hub = Hub(cfg)
+    try:
+        asyncio.run(hub.serve())
+    except HubError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def version() -> None:
+    """Print pantau's version."""
+    from pantau import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

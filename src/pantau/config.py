@@ -1,0 +1,131 @@
+"""`pantau.yaml`: the hub's configuration, validated with pydantic.
+
+Durations are written as Prometheus writes them (`15s`, `5m`, `30d`, `1h30m`), sizes as
+numbers of bytes or with a unit (`16MiB`, `512KB`). Unknown keys are errors: a typo should
+not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with where it is (file, key path) in the message."""
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `30d`, `1h30m`, `250ms`, or a plain number of seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected a duration such as 15s, 5m or 30d, got {value!r}")
+    text = value.strip()
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text):
+        raise ValueError(f"invalid duration {value!r}: use a number with a unit (ms, s, m, h, d, w, y)")
+    return total
+
+
+def parse_size(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"invalid size {value!r}: use bytes or a unit such as 512KiB or 16MiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerConfig(_Strict):
+    bind: str = "127.0.0.1"
+    port: int = Field(3000, ge=0, le=65535, description="API and UI")
+    otlp_http_port: int = Field(4318, ge=0, le=65535)
+    otlp_grpc_port: int = Field(4317, ge=0, le=65535)
+    shutdown_grace: Duration = 10.0
+
+
+class RetentionConfig(_Strict):
+    spans: Duration = 30 * 86400
+    logs: Duration = 30 * 86400
+    metrics: Duration = 30 * 86400
+
+
+class StorageConfig(_Strict):
+    data_dir: Path = Path("pantau-data")
+    partition: Duration = 86400
+    retention: RetentionConfig = RetentionConfig()
+    fsync: bool = Field(False, description="fsync every commit (survives power loss, not only crashes)")
+
+    @field_validator("partition")
+    @classmethod
+    def _whole_seconds(cls, v: float) -> float:
+        if v < 60 or v != int(v):
+            raise ValueError("partition must be a whole number of seconds, at least 1m")
+        return v
+
+
+class LimitsConfig(_Strict):
+    max_request_bytes: Size = 16 * 2**20
+    max_attribute_value_bytes: Size = 64 * 2**10
+    max_log_body_bytes: Size = 256 * 2**10
+    write_queue_items: int = Field(1_000_000, ge=1000)
+    future_tolerance: Duration = 86400
+
+
+class PantauConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+
+def load_config(path: Path | None) -> PantauConfig:
+    if path is None:
+        return PantauConfig()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f":{mark.line + 1}:{mark.column + 1}"
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the configuration must be a mapping of sections")
+    try:
+        return PantauConfig.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None

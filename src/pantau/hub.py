@@ -1,0 +1,192 @@
+"""The hub: builds every component from the configuration, runs them, stops them cleanly.
+
+Start-up checks everything that can fail before anything starts (ports free, data directory
+writable and not used by another pantau), so a mistake ends with one clear message instead
+of a half-started process. Shutdown (SIGTERM/SIGINT) stops accepting requests, lets the ones
+in flight finish, then commits every accepted batch before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from pantau.config import PantauConfig
+from pantau.ingest import otlp_grpc, otlp_http
+from pantau.ingest.receiver import Receiver
+from pantau.otlp.decode import Limits, OtlpDecoder
+from pantau.selfmon import SelfMetrics
+from pantau.store.base import Store
+from pantau.store.sqlite import SQLiteOptions, SQLiteStore
+from pantau.web.app import create_app
+
+log = logging.getLogger("pantau.hub")
+
+
+class HubError(RuntimeError):
+    """A start-up problem the user must fix (port in use, unwritable data directory, ...)."""
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the hub (several servers share a loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+@dataclass
+class Endpoints:
+    api: str
+    otlp_http: str
+    otlp_grpc: str
+
+
+def _bind(host: str, port: int, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise HubError(f"cannot listen for {what} on {host}:{port}: the port is already in use "
+                           "(another pantau, or an OpenTelemetry Collector?). Stop it or choose "
+                           "another port.") from None
+        raise HubError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _lock_data_dir(path: Path) -> int:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise HubError(f"data directory {path} is not writable: {exc.strerror or exc}") from None
+    fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise HubError(f"data directory {path} is in use by another pantau (pid {other})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+class Hub:
+    def __init__(self, config: PantauConfig) -> None:
+        self.config = config
+        self.metrics = SelfMetrics()
+        self.store: Store | None = None
+        self._stop = asyncio.Event()
+        self._ready = False
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def _build_store(self) -> Store:
+        st = self.config.storage
+        retention = {"spans": st.retention.spans, "logs": st.retention.logs, "metrics": st.retention.metrics}
+        return SQLiteStore(SQLiteOptions(
+            data_dir=st.data_dir,
+            partition_seconds=int(st.partition),
+            retention_seconds={k: int(v) for k, v in retention.items()},
+            queue_capacity=self.config.limits.write_queue_items,
+            synchronous="FULL" if st.fsync else "NORMAL",
+        ))
+
+    async def serve(self) -> None:
+        cfg = self.config
+        srv, lim = cfg.server, cfg.limits
+        sockets: list[socket.socket] = []
+        lock_fd = _lock_data_dir(Path(cfg.storage.data_dir))
+        try:
+            api_sock = _bind(srv.bind, srv.port, "the API and UI")
+            sockets.append(api_sock)
+            otlp_sock = _bind(srv.bind, srv.otlp_http_port, "OTLP/HTTP")
+            sockets.append(otlp_sock)
+            grpc_probe = _bind(srv.bind, srv.otlp_grpc_port, "OTLP/gRPC")
+            grpc_port = grpc_probe.getsockname()[1]
+            grpc_probe.close()
+
+            store = self.store = self._build_store()
+            store.start()
+            max_age = int(max(cfg.storage.retention.spans, cfg.storage.retention.logs,
+                              cfg.storage.retention.metrics) * 1e9)
+            decoder = OtlpDecoder(Limits(
+                max_attribute_value_bytes=lim.max_attribute_value_bytes,
+                max_log_body_bytes=lim.max_log_body_bytes,
+                max_age_ns=max_age,
+                max_future_ns=int(lim.future_tolerance * 1e9),
+            ))
+            receiver = Receiver(store, decoder, self.metrics)
+            self.metrics.watch_store(store.stats)
+
+            api = create_app(store, self.metrics, lambda: self._ready)
+            otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
+            servers = [
+                _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
+                                       timeout_graceful_shutdown=int(srv.shutdown_grace))),
+                _Server(uvicorn.Config(otlp, lifespan="off", log_level="warning", access_log=False,
+                                       timeout_graceful_shutdown=int(srv.shutdown_grace))),
+            ]
+            gserver = otlp_grpc.create_server(receiver, lim.max_request_bytes)
+            host = f"[{srv.bind}]" if ":" in srv.bind else srv.bind
+            try:
+                bound = gserver.add_insecure_port(f"{host}:{grpc_port}")
+            except RuntimeError:
+                bound = 0
+            if not bound:
+                raise HubError(f"cannot listen for OTLP/gRPC on {srv.bind}:{grpc_port}: the port is "
+                               "already in use")
+            await gserver.start()
+            tasks = [asyncio.create_task(servers[0].serve(sockets=[api_sock])),
+                     asyncio.create_task(servers[1].serve(sockets=[otlp_sock]))]
+            while not all(s.started for s in servers):
+                if any(t.done() for t in tasks):
+                    for t in tasks:
+                        if t.done() and t.exception():
+                            raise HubError(f"an HTTP server failed to start: {t.exception()}")
+                await asyncio.sleep(0.01)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+            self.endpoints = Endpoints(
+                api=f"http://{host}:{api_sock.getsockname()[1]}",
+                otlp_http=f"http://{host}:{otlp_sock.getsockname()[1]}",
+                otlp_grpc=f"{host}:{bound}")
+            self._ready = True
+            log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
+                     self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
+                     cfg.storage.data_dir)
+            await self._stop.wait()
+            log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
+            self._ready = False
+            for s in servers:
+                s.should_exit = True
+            await gserver.stop(srv.shutdown_grace)
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            if self.store is not None:
+                await asyncio.to_thread(self.store.close)
+            for s in sockets:
+                s.close()
+            os.close(lock_fd)
+        log.info("pantau stopped")

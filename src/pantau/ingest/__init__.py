@@ -1,0 +1,1 @@
+"""Receivers: OTLP over HTTP and gRPC (and, later, Prometheus scrape and remote write)."""

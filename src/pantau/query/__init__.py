@@ -1,0 +1,1 @@
+"""Query languages and evaluation over the store: PromQL, log search, traces."""
