@@ -19,7 +19,6 @@ import {
   SpanKind,
   SpanStatusCode,
   ValueType,
-  context,
   diag,
   metrics,
   trace,
@@ -70,6 +69,20 @@ const failures = [];
 function fail(msg) {
   failures.push(msg);
 }
+function describe(err) {
+  if (err instanceof Error) return err.message || String(err);
+  if (typeof err === 'string') {
+    // The global error handler passes errors to diag as JSON strings.
+    try {
+      const parsed = JSON.parse(err);
+      if (parsed && typeof parsed.message === 'string') return parsed.message;
+    } catch {
+      // not JSON: use as is
+    }
+    return err;
+  }
+  return safeJson(err);
+}
 
 function stderrLine(level, msg, args) {
   const extra = args.map((a) => (a instanceof Error ? a.stack || a.message : typeof a === 'string' ? a : safeJson(a)));
@@ -87,13 +100,13 @@ function safeJson(v) {
 // which would corrupt the manifest, so every level goes to stderr here.
 const diagLogger = {
   error: (msg, ...args) => {
-    fail(`SDK error: ${msg} ${args.map(String).join(' ')}`.trim());
+    fail(`SDK error: ${[msg, ...args].map(describe).join(' ')}`.slice(0, 500));
     stderrLine('error', msg, args);
   },
   warn: (msg, ...args) => {
     // The OTLP exporters report a rejected partial success only as a warning
     // and still call the export a success; for this test that is a failure.
-    if (/partial success/i.test(msg)) fail(`OTLP partial success: ${args.map(String).join(' ')}`);
+    if (/partial success/i.test(msg)) fail(`OTLP partial success: ${args.map(describe).join(' ')}`);
     stderrLine('warn', msg, args);
   },
   info: (msg, ...args) => stderrLine('info', msg, args),
@@ -104,6 +117,12 @@ function diagLevel() {
   const name = (process.env.OTEL_LOG_LEVEL || 'warn').trim().toUpperCase();
   return DiagLogLevel[name] ?? DiagLogLevel.WARN;
 }
+
+// Installed before any SDK object exists. OTEL_LOG_LEVEL is consumed here and
+// removed, because NodeSDK's constructor would otherwise replace this logger
+// with DiagConsoleLogger, whose info/debug output lands on stdout.
+diag.setLogger(diagLogger, { logLevel: diagLevel(), suppressOverrideMessage: true });
+delete process.env.OTEL_LOG_LEVEL;
 
 // ---------------------------------------------------------------------------
 // CheckedExporter wraps a real OTLP exporter. It forwards everything unchanged
@@ -126,7 +145,9 @@ class CheckedExporter {
         this.exported.push(items);
       } else {
         const why = result.error ? result.error.message || String(result.error) : 'unknown error';
-        const status = result.error && result.error.code ? ` (HTTP ${result.error.code})` : '';
+        // OTLPExporterError.code is the HTTP status; network errors carry an errno string.
+        const code = result.error && result.error.code;
+        const status = typeof code === 'number' ? ` (HTTP ${code})` : code ? ` (${code})` : '';
         fail(`${this.signal} export to ${ENDPOINT} failed${status}: ${why}`);
       }
       resultCallback(result);
@@ -304,7 +325,7 @@ async function emitTelemetry() {
   const operations = meter.createCounter('signing.operations', {
     unit: '{operation}',
     description: 'Document signing operations',
-    // INT so the counter goes out as asInt (a string-encoded int64 in OTLP/JSON).
+    // INT so the points go out as asInt, not asDouble (the SDK default).
     valueType: ValueType.INT,
   });
   for (let i = 0; i < 5; i++) operations.add(1, { status: 'ok' });
@@ -419,18 +440,23 @@ async function main() {
   watchdog.unref();
 
   sdk.start();
-  // After start(): NodeSDK installs DiagConsoleLogger (stdout for info/debug)
-  // when OTEL_LOG_LEVEL is set, and ours must win.
-  diag.setLogger(diagLogger, { logLevel: diagLevel(), suppressOverrideMessage: true });
 
+  // Each step is guarded on its own so a failing flush still gets a shutdown.
   try {
     await emitTelemetry();
-    // Flush each pipeline explicitly, then shut everything down (which flushes
-    // again and ends the metric reader's timer and the HTTP agents).
+  } catch (err) {
+    fail(`emitting telemetry threw: ${describe(err)}`);
+  }
+  try {
     await Promise.all([spanProcessor.forceFlush(), logProcessor.forceFlush(), metricReader.forceFlush()]);
+  } catch (err) {
+    fail(`force flush failed: ${describe(err)}`);
+  }
+  try {
+    // Flushes once more and stops the metric reader's timer and HTTP agents.
     await sdk.shutdown();
   } catch (err) {
-    fail(`unexpected error: ${err && err.stack ? err.stack : err}`);
+    fail(`SDK shutdown failed: ${describe(err)}`);
   }
 
   const spans = traceExporter.exported.flat();
@@ -454,10 +480,12 @@ async function main() {
     process.stderr.write(`emit.mjs: FAILED (${failures.length} problem(s)):\n`);
     for (const f of failures) process.stderr.write(`  - ${f}\n`);
     process.stderr.write(`partial manifest: ${JSON.stringify(manifest)}\n`);
-    process.exitCode = 1;
-    return;
+    // Exit explicitly: after a failed shutdown the metric reader's timer may
+    // still be alive and would keep the process running.
+    process.exit(1);
   }
-  process.stdout.write(`${JSON.stringify(manifest)}\n`);
+  // Exit only once the manifest is fully written to stdout.
+  process.stdout.write(`${JSON.stringify(manifest)}\n`, () => process.exit(0));
 }
 
 await main();

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pantau import __version__
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
-from pantau.web import jaeger, logs, prometheus
+from pantau.web import jaeger, logs, prometheus, traces
 
 
 def create_app(store: Store, metrics: SelfMetrics, ready: Callable[[], bool]) -> FastAPI:
@@ -23,6 +23,7 @@ def create_app(store: Store, metrics: SelfMetrics, ready: Callable[[], bool]) ->
     app.include_router(jaeger.create_router(store))
     app.include_router(prometheus.create_router(store))
     app.include_router(logs.create_router(store))
+    app.include_router(traces.create_router(store))
 
     @app.get("/metrics", tags=["self"], summary="pantau's own metrics (Prometheus format)")
     def self_metrics() -> Response:

@@ -1,0 +1,34 @@
+import numpy as np
+
+from pantau.model import STALE_NAN_BITS, stale_marker
+from pantau.store.sqlite import chunks
+
+
+def test_roundtrip_is_bit_exact_including_stale_markers():
+    rng = np.random.default_rng(7)
+    ts = np.cumsum(rng.integers(1, 30_000, 1000)).astype(np.int64) + 1_700_000_000_000
+    values = rng.normal(size=1000)
+    values[10] = np.nan
+    values[11] = stale_marker()
+    values[12] = np.inf
+    values[13:100] = 42.0
+    out_ts, out_values = chunks.decode(chunks.encode(ts, values))
+    assert (out_ts == ts).all()
+    assert (out_values.view(np.uint64) == values.view(np.uint64)).all()
+    assert out_values.view(np.uint64)[11] == STALE_NAN_BITS
+
+
+def test_regular_series_compress_well():
+    ts = np.arange(1_700_000_000_000, 1_700_000_000_000 + 15_000 * 1000, 15_000, dtype=np.int64)
+    values = np.cumsum(np.ones(1000))
+    blob = chunks.encode(ts, values)
+    assert len(blob) < 1000 * 2  # under 2 bytes per sample
+    assert (chunks.decode(blob)[0] == ts).all()
+
+
+def test_tiny_chunks():
+    for n in (0, 1, 2):
+        ts = np.arange(n, dtype=np.int64)
+        values = np.arange(n, dtype=np.float64)
+        out_ts, out_values = chunks.decode(chunks.encode(ts, values))
+        assert list(out_ts) == list(ts) and list(out_values) == list(values)
