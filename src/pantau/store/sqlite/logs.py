@@ -1,28 +1,30 @@
-"""Log records in SQLite, with full-text search built behind the write path.
+"""Log records in SQLite: blocks of records (see `blocks`), with full-text search built behind
+the write path.
 
-Rows are committed (and acknowledged) first; a separate indexer thread feeds them to an FTS5
-index kept in a companion file, in large chunks. Searches use the index for indexed rows and
-scan the few not yet indexed, so results are complete at every moment, as with
-Elasticsearch's refresh interval but without its window of invisibility.
+Blocks are committed (and acknowledged) first; a separate indexer thread feeds their records
+to an FTS5 index kept in a companion file, many blocks per transaction. Searches use the
+index for indexed blocks and check the few newer blocks record by record, so results are
+complete at every moment (Elasticsearch's refresh interval, without its invisible window).
 
-Measured on this machine (see docs/benchmarks.md): inserting into FTS5 inside the ingest
-transaction capped log ingest near 45,000 records/s; the same rows without it commit at
-~180,000/s, and the indexer, working in chunks of 20,000, reaches ~60,000/s on its own core.
+Measured on this machine (docs/benchmarks.md): FTS5 inside the ingest transaction capped log
+ingest near 45,000 records/s; rows alone commit several times faster.
 
-The index is contentless (the text lives once, in the `logs` table) with `detail=none`:
-the smallest FTS5 form. Phrase adjacency, prefix terms and attribute filters are checked in
-Python on the candidate rows the index returns.
+The index is contentless (text lives once, in the blocks) with `detail=none`, the smallest
+FTS5 form; its rowids are record ids. Phrase adjacency, prefixes and attribute filters are
+checked in Python on the candidates the index returns.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 import re
 import sqlite3
 import threading
 import unicodedata
+from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,42 +33,21 @@ from pantau.model import LogBatch, LogRecord
 from pantau.otlp.convert import log_attributes, log_from_payload, resource_from_bytes, scope_from_bytes
 from pantau.otlp.values import as_text
 from pantau.store.base import LogPage, LogQuery
+from pantau.store.sqlite import blocks as blk
+from pantau.store.sqlite import columns as colfmt
 from pantau.store.sqlite.db import connect_writer
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
-from pantau.store.sqlite.trace_keys import TraceKeyIndex, trace_keys
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS resources(id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS scopes(id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS logs(
-    id INTEGER PRIMARY KEY,
-    time_ns INTEGER NOT NULL,
-    observed_ns INTEGER NOT NULL,
-    severity INTEGER NOT NULL,
-    severity_text TEXT NOT NULL,
-    service TEXT NOT NULL,
-    trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
-    resource_id INTEGER NOT NULL,
-    scope_id INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_time ON logs(time_ns);
-CREATE INDEX IF NOT EXISTS logs_service_time ON logs(service, time_ns);
-"""
+from pantau.store.sqlite.trace_keys import TraceKeyIndex
 
 FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     text, content='', detail=none, columnsize=0, tokenize='unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS fts_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-INSERT OR IGNORE INTO fts_meta VALUES ('upto', 0);
+INSERT OR IGNORE INTO fts_meta VALUES ('upto_block', 0);
 """
 
-_INSERT = ("INSERT INTO logs(id, time_ns, observed_ns, severity, severity_text, service, trace_id, "
-           "span_id, resource_id, scope_id, body, payload) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
-
-INDEX_CHUNK = 20_000
+INDEX_CHUNK = 20_000  # records per indexer transaction
+FTS_PAGE = 4096
 
 
 def fts_path(part_path: Path) -> Path:
@@ -79,6 +60,8 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 
 def _fold(text: str) -> str:
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -90,61 +73,43 @@ def tokens(text: str) -> list[str]:
 # --- writer side -----------------------------------------------------------------------------
 
 
-@dataclass
-class LogPartition:
-    conn: sqlite3.Connection
-    keys: TraceKeyIndex
-    next_id: int
-    resources: dict[bytes, int] = field(default_factory=dict)
-    scopes: dict[bytes, int] = field(default_factory=dict)
+def new_index() -> TraceKeyIndex:
+    return TraceKeyIndex("logs", blk.trace_id_scan())
 
 
-def open_partition(conn: sqlite3.Connection, part_path: Path, keys: TraceKeyIndex) -> LogPartition:
-    conn.executescript(SCHEMA)
+def open_partition(conn: sqlite3.Connection, part_path: Path, keys: TraceKeyIndex) -> blk.BlockWriter:
+    writer = blk.open_writer(conn, keys)
     fts = connect_writer(fts_path(part_path))
     fts.executescript(FTS_SCHEMA)
     fts.close()
-    keys.load(conn)
-    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM logs").fetchone()[0]
-    state = LogPartition(conn, keys, next_id)
-    state.resources = {bytes(d): i for i, d in conn.execute("SELECT id, data FROM resources")}
-    state.scopes = {bytes(d): i for i, d in conn.execute("SELECT id, data FROM scopes")}
-    return state
+    return writer
 
 
-def _intern(conn: sqlite3.Connection, table: str, cache: dict[bytes, int], data: bytes) -> int:
-    ref = cache.get(data)
-    if ref is None:
-        conn.execute(f"INSERT OR IGNORE INTO {table}(data) VALUES (?)", (data,))
-        ref = conn.execute(f"SELECT id FROM {table} WHERE data = ?", (data,)).fetchone()[0]
-        cache[data] = ref
-    return ref
-
-
-def write(state: LogPartition, batch: LogBatch, rows: list[int] | None = None) -> None:
-    conn = state.conn
-    res_ids = [_intern(conn, "resources", state.resources, r) for r in batch.resources]
-    scope_ids = [_intern(conn, "scopes", state.scopes, s) for s in batch.scopes]
-    index = range(len(batch)) if rows is None else rows
-    b = batch
-    first = state.next_id
-    n = len(index)
-    if rows is None:
-        conn.executemany(_INSERT, zip(
-            range(first, first + n), b.time_ns, b.observed_ns, b.severity_number, b.severity_text,
-            b.service, b.trace_id, b.span_id, [res_ids[r] for r in b.resource_ref],
-            [scope_ids[s] for s in b.scope_ref], b.body, b.payload, strict=True))
-        traced = [(first + j, t) for j, t in enumerate(b.trace_id) if t]
-    else:
-        conn.executemany(_INSERT, (
-            (first + j, b.time_ns[i], b.observed_ns[i], b.severity_number[i], b.severity_text[i],
-             b.service[i], b.trace_id[i], b.span_id[i], res_ids[b.resource_ref[i]],
-             scope_ids[b.scope_ref[i]], b.body[i], b.payload[i]) for j, i in enumerate(index)))
-        traced = [(first + j, b.trace_id[i]) for j, i in enumerate(index) if b.trace_id[i]]
-    state.next_id = first + n
-    if traced:
-        state.keys.add(trace_keys([t for _, t in traced]),
-                       np.fromiter((r for r, _ in traced), dtype=np.int64, count=len(traced)))
+def write(state: blk.BlockWriter, batch: LogBatch, rows: list[int] | None = None) -> None:
+    res_ids = np.asarray([state.intern("resources", r) for r in batch.resources], dtype=np.int32)
+    scope_ids = np.asarray([state.intern("scopes", s) for s in batch.scopes], dtype=np.int32)
+    for service, idx in blk.groups_by_service(batch.service, rows):
+        times = np.asarray(blk.pick(batch.time_ns, idx), dtype=np.int64)
+        severity = np.asarray(blk.pick(batch.severity_number, idx), dtype=np.uint8)
+        texts = blk.pick(batch.severity_text, idx)
+        distinct = list(dict.fromkeys(texts))
+        position = {t: i for i, t in enumerate(distinct)}
+        trace_ids = colfmt.fixed_bytes(blk.pick(batch.trace_id, idx), 16)
+        cols = colfmt.encode({
+            "time": times,
+            "observed": np.asarray(blk.pick(batch.observed_ns, idx), dtype=np.int64),
+            "severity": severity,
+            "severity_text": np.asarray([position[t] for t in texts], dtype=np.int16),
+            "severity_texts": colfmt.var([t.encode() for t in distinct]),
+            "trace_id": trace_ids,
+            "span_id": colfmt.fixed_bytes(blk.pick(batch.span_id, idx), 8),
+            "resource": res_ids[np.asarray(blk.pick(batch.resource_ref, idx), dtype=np.int64)],
+            "scope": scope_ids[np.asarray(blk.pick(batch.scope_ref, idx), dtype=np.int64)],
+            "body": colfmt.var([b.encode("utf-8", "surrogatepass") for b in blk.pick(batch.body, idx)]),
+        })
+        payloads = colfmt.encode({"payload": colfmt.var(blk.pick(batch.payload, idx))})
+        state.append(service, len(times), int(times.min()), int(times.max()), int(severity.max()),
+                     cols, payloads, trace_ids)
 
 
 def searchable_text(body: str, payload: bytes) -> str:
@@ -156,7 +121,7 @@ def searchable_text(body: str, payload: bytes) -> str:
 
 
 class LogIndexer(threading.Thread):
-    """Feeds committed log rows to each partition's FTS5 index, in chunks, off the write path."""
+    """Feeds committed log blocks to each partition's FTS5 index, off the write path."""
 
     def __init__(self, parts: PartitionSet, on_error: Callable[[Exception], None] | None = None) -> None:
         super().__init__(name="pantau-log-indexer", daemon=True)
@@ -169,6 +134,7 @@ class LogIndexer(threading.Thread):
 
     @property
     def lag(self) -> int:
+        """Blocks committed but not yet in the full-text index."""
         return sum(self._lag.values())
 
     def stop(self) -> None:
@@ -208,25 +174,38 @@ class LogIndexer(threading.Thread):
                 fts.close()
 
     def _index_some(self, part: Partition, source: sqlite3.Connection, fts: sqlite3.Connection) -> bool:
-        upto = fts.execute("SELECT v FROM fts_meta WHERE k = 'upto'").fetchone()[0]
-        last = part.state.next_id - 1
+        upto = fts.execute("SELECT v FROM fts_meta WHERE k = 'upto_block'").fetchone()[0]
+        last = part.state.next_block - 1
         self._lag[part.path] = max(0, last - upto)
         if last <= upto:
             return False
-        rows = source.execute("SELECT id, body, payload FROM logs WHERE id > ? ORDER BY id LIMIT ?",
-                              (upto, INDEX_CHUNK)).fetchall()
+        rows, count = [], 0
+        for block, n, cols, pays in source.execute(
+                "SELECT id, n, columns, payloads FROM blocks WHERE id > ? ORDER BY id", (upto,)):
+            rows.append((block, cols, pays))
+            count += n
+            if count >= INDEX_CHUNK:
+                break
         if not rows:
             return False
+
+        def documents() -> Iterator[tuple[int, str]]:
+            for block, cols, pays in rows:
+                bodies = colfmt.decode(cols, {"body"})["body"].texts()
+                payloads = colfmt.decode(pays)["payload"]
+                base = block << blk.SHIFT
+                for i, body in enumerate(bodies):
+                    yield base | i, searchable_text(body, payloads[i])
+
         fts.execute("BEGIN")
         try:
-            fts.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)",
-                            ((rid, searchable_text(body, payload)) for rid, body, payload in rows))
-            fts.execute("UPDATE fts_meta SET v = ? WHERE k = 'upto'", (rows[-1][0],))
+            fts.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", documents())
+            fts.execute("UPDATE fts_meta SET v = ? WHERE k = 'upto_block'", (rows[-1][0],))
             fts.execute("COMMIT")
         except BaseException:
             fts.execute("ROLLBACK")
             raise
-        self.indexed_total += len(rows)
+        self.indexed_total += count
         self._lag[part.path] = max(0, last - rows[-1][0])
         return True
 
@@ -234,14 +213,14 @@ class LogIndexer(threading.Thread):
 # --- search ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class _Cursor:
     time_ns: int
     part_key: int
-    row_id: int
+    record: int
 
     def encode(self) -> str:
-        raw = f"{self.time_ns}:{self.part_key}:{self.row_id}".encode()
+        raw = f"{self.time_ns}:{self.part_key}:{self.record}".encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
@@ -259,7 +238,7 @@ class _Matcher:
 
     def __init__(self, q: LogQuery) -> None:
         self.q = q
-        self.words: list[list[str]] = []  # each: a sequence of tokens that must be adjacent
+        self.words: list[list[str]] = []  # each: tokens that must appear adjacent, in order
         self.prefixes: list[str] = []
         for term in q.terms:
             if term.endswith("*") and len(term) > 1:
@@ -280,25 +259,25 @@ class _Matcher:
     def needs_text(self) -> bool:
         return bool(self.words or self.prefixes or self.excluded)
 
+    @property
+    def index_is_exact(self) -> bool:
+        """Whether an index hit needs no further text check (single words only)."""
+        return all(len(seq) == 1 for seq in self.words) and not self.prefixes and not self.excluded
+
     def text_matches(self, text: str) -> bool:
         toks = tokens(text)
         return (all(_contains_seq(toks, seq) for seq in self.words)
                 and all(any(t.startswith(p) for t in toks) for p in self.prefixes)
                 and not any(_contains_seq(toks, seq) for seq in self.excluded))
 
-    def record_matches(self, body: str, payload: bytes, trace_id: bytes, span_id: bytes) -> bool:
-        q = self.q
-        if q.trace_id is not None and trace_id != q.trace_id:
-            return False
-        if q.span_id is not None and span_id != q.span_id:
-            return False
+    def record_matches(self, body: str, payload: bytes, text_checked: bool) -> bool:
         attrs = None
-        if q.attributes:
+        if self.q.attributes:
             attrs = log_attributes(payload)
-            for key, value in q.attributes.items():
+            for key, value in self.q.attributes.items():
                 if key not in attrs or as_text(attrs[key]) != value:
                     return False
-        if self.needs_text:
+        if self.needs_text and not text_checked:
             if attrs is None:
                 attrs = log_attributes(payload)
             text = body if not attrs else body + "\n" + "\n".join(as_text(v) for v in attrs.values())
@@ -322,83 +301,216 @@ class LogReader:
     def __init__(self, parts: PartitionSet, pool: ReaderPool) -> None:
         self.parts = parts
         self.pool = pool
+        self.cache = blk.BlockCache(32)
+        self._refs: dict[tuple, bytes] = {}
 
     def _conn(self, part: Partition) -> sqlite3.Connection:
         return self.pool.get(part.path, {"ftsdb": fts_path(part.path)})
+
+    def _ref(self, conn, part: Partition, table: str, ref: int) -> bytes:
+        key = (part.path, table, ref)
+        data = self._refs.get(key)
+        if data is None:
+            row = conn.execute(f"SELECT data FROM {table} WHERE id = ?", (ref,)).fetchone()
+            data = bytes(row[0]) if row else b""
+            if len(self._refs) > 10_000:
+                self._refs.clear()
+            self._refs[key] = data
+        return data
 
     def search(self, q: LogQuery) -> LogPage:
         cursor = _Cursor.decode(q.cursor) if q.cursor else None
         matcher = _Matcher(q)
         results: list[LogRecord] = []
-        last: _Cursor | None = None
         more = False
+        last: _Cursor | None = None
         for part in self.parts.list(q.start_ns, q.end_ns, newest_first=q.newest_first):
-            if cursor is not None:
-                if q.newest_first and part.key > cursor.part_key:
-                    continue
-                if not q.newest_first and part.key < cursor.part_key:
-                    continue
+            if part.state is None:
+                continue
+            if cursor is not None and (part.key > cursor.part_key if q.newest_first
+                                       else part.key < cursor.part_key):
+                continue
             part_cursor = cursor if cursor is not None and cursor.part_key == part.key else None
-            for rec, pos in self._search_partition(part, q, matcher, part_cursor):
+            want = q.limit - len(results) + 1
+            for record, pos in self._search_partition(part, q, matcher, part_cursor, want):
                 if len(results) == q.limit:
                     more = True
                     break
-                results.append(rec)
+                results.append(record)
                 last = pos
             if more:
                 break
         return LogPage(results, last.encode() if more and last else None)
 
-    def _search_partition(self, part: Partition, q: LogQuery, m: _Matcher,
-                          cursor: _Cursor | None) -> Iterator[tuple[LogRecord, _Cursor]]:
-        if part.state is None:
-            return
+    def _search_partition(self, part: Partition, q: LogQuery, m: _Matcher, cursor: _Cursor | None,
+                          want: int) -> list[tuple[LogRecord, _Cursor]]:
+        """The first `want` matches of one partition, in the query's order.
+
+        Blocks are visited in record-id order (≈ arrival order, close to time order); the walk
+        stops once `want` matches are kept and no block left could hold a better one (each
+        block's time range is known), so results are exactly ordered by time.
+        """
         conn = self._conn(part)
+        backward = q.newest_first
         where, params = [], []
+        if q.services:
+            where.append(f"service IN ({','.join('?' * len(q.services))})")
+            params.extend(q.services)
         if q.start_ns is not None:
-            where.append("l.time_ns >= ?")
+            where.append("max_time >= ?")
             params.append(q.start_ns)
         if q.end_ns is not None:
-            where.append("l.time_ns <= ?")
+            where.append("min_time <= ?")
             params.append(q.end_ns)
-        if q.services:
-            where.append(f"l.service IN ({','.join('?' * len(q.services))})")
-            params.extend(q.services)
-        if q.min_severity is not None:
-            where.append("l.severity >= ?")
-            params.append(q.min_severity)
-        if q.severity_ranges:
-            where.append("(" + " OR ".join("l.severity BETWEEN ? AND ?" for _ in q.severity_ranges) + ")")
-            for lo, hi in q.severity_ranges:
-                params.extend((lo, hi))
         if cursor is not None:
-            op = "<" if q.newest_first else ">"
-            where.append(f"(l.time_ns {op} ? OR (l.time_ns = ? AND l.id {op} ?))")
-            params.extend((cursor.time_ns, cursor.time_ns, cursor.row_id))
+            where.append("min_time <= ?" if backward else "max_time >= ?")
+            params.append(cursor.time_ns)
+        min_sev = q.min_severity
+        if q.severity_ranges:
+            low = min(lo for lo, _ in q.severity_ranges)
+            min_sev = low if min_sev is None else max(min_sev, low)
+        if min_sev is not None:
+            where.append("stat >= ?")
+            params.append(min_sev)
+        block_filter = " AND ".join(where) or "1"
+        best: list[tuple] = []  # min-heap of (key, t, rid, block, pos); the root is the worst kept
         conn.execute("BEGIN")
         try:
-            upto = conn.execute("SELECT v FROM ftsdb.fts_meta WHERE k = 'upto'").fetchone()[0]
-            index_tokens = m.index_tokens
-            if index_tokens:
-                where.append("(l.id > ? OR l.id IN (SELECT rowid FROM ftsdb.fts WHERE fts MATCH ?))")
-                params.extend((upto, _fts_query(index_tokens)))
-            elif q.trace_id is not None:
-                rows = part.state.keys.lookup(conn, q.trace_id)
-                if not rows:
-                    return
-                where.append(f"l.id IN ({','.join('?' * len(rows))})")
-                params.extend(rows)
-            order = "DESC" if q.newest_first else "ASC"
-            sql = ("SELECT l.id, l.time_ns, l.service, l.body, l.payload, l.trace_id, l.span_id, "
-                   "r.data, c.data FROM logs l JOIN resources r ON r.id = l.resource_id "
-                   "JOIN scopes c ON c.id = l.scope_id"
-                   + (" WHERE " + " AND ".join(where) if where else "")
-                   + f" ORDER BY l.time_ns {order}, l.id {order}")
-            for rid, t, service, body, payload, trace_id, span_id, res, scope in conn.execute(sql, params):
-                if not m.record_matches(body, payload, trace_id, span_id):
+            meta = conn.execute(f"SELECT id, max_time, min_time FROM blocks WHERE {block_filter} ORDER BY id",
+                                params).fetchall()
+            if not meta:
+                return []
+            ids = np.fromiter((r[0] for r in meta), dtype=np.int64, count=len(meta))
+            # the most extreme time held by any eligible block with a smaller (larger) id
+            if backward:
+                reach = np.maximum.accumulate(np.fromiter((r[1] for r in meta), dtype=np.int64, count=len(meta)))
+            else:
+                mins = np.fromiter((r[2] for r in meta), dtype=np.int64, count=len(meta))
+                reach = np.minimum.accumulate(mins[::-1])[::-1]
+            eligible = set(ids.tolist())
+            upto = conn.execute("SELECT v FROM ftsdb.fts_meta WHERE k = 'upto_block'").fetchone()[0]
+            for block, positions, text_checked in self._candidates(conn, part, q, m, ids, upto, backward):
+                if block not in eligible:
                     continue
-                record = log_from_payload(payload, body, service, resource_from_bytes(res),
-                                          scope_from_bytes(scope), f"{part.key}:{rid}")
-                yield record, _Cursor(t, part.key, rid)
+                self._scan_block(conn, part, block, positions, text_checked, q, m, cursor, want, best, backward)
+                if len(best) >= want:
+                    i = int(np.searchsorted(ids, block))
+                    worst_t = best[0][1]
+                    if backward:
+                        if i == 0 or reach[i - 1] <= worst_t:
+                            break
+                    elif i + 1 >= len(ids) or reach[i + 1] >= worst_t:
+                        break
+            kept = sorted(best, reverse=True)  # best first
+            loaded = blk.load_blocks(conn, part.path, sorted({e[3] for e in kept}), self.cache, payloads=True)
+            out = []
+            for _, t, rid, block, pos in kept:
+                service, cols, pays = loaded[block]
+                res = resource_from_bytes(self._ref(conn, part, "resources", int(cols["resource"][pos])))
+                scope = scope_from_bytes(self._ref(conn, part, "scopes", int(cols["scope"][pos])))
+                record = log_from_payload(pays["payload"][pos], cols["body"].text(pos), service, res, scope,
+                                          f"{part.key}:{rid}")
+                out.append((record, _Cursor(t, part.key, rid)))
+            return out
         finally:
             conn.execute("COMMIT")
+
+    def _candidates(self, conn, part: Partition, q: LogQuery, m: _Matcher, ids: np.ndarray, upto: int,
+                    backward: bool) -> Iterator[tuple[int, np.ndarray | None, bool]]:
+        """Blocks to examine, in record order: (block, positions or None for all, text checked)."""
+        if q.trace_id is not None:
+            by_block: dict[int, list[int]] = defaultdict(list)
+            for rid in part.state.keys.lookup(conn, q.trace_id):
+                b, pos = blk.split_record(rid)
+                by_block[b].append(pos)
+            for b in sorted(by_block, reverse=backward):
+                yield b, np.asarray(sorted(set(by_block[b])), dtype=np.int64), False
+            return
+        ordered = ids[::-1] if backward else ids
+        index_tokens = m.index_tokens
+        if not index_tokens:
+            for b in ordered.tolist():
+                yield b, None, False
+            return
+        exact = m.index_is_exact
+        tail = [b for b in ordered.tolist() if b > upto]
+        if backward:
+            for b in tail:
+                yield b, None, False
+        match = _fts_query(index_tokens)
+        last_rowid = None
+        while True:
+            if backward:
+                sql = "SELECT rowid FROM ftsdb.fts WHERE fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+                args = (match, last_rowid if last_rowid is not None else (upto + 1) << blk.SHIFT, FTS_PAGE)
+            else:
+                sql = "SELECT rowid FROM ftsdb.fts WHERE fts MATCH ? AND rowid > ? ORDER BY rowid ASC LIMIT ?"
+                args = (match, last_rowid if last_rowid is not None else -1, FTS_PAGE)
+            rowids = np.fromiter((r[0] for r in conn.execute(sql, args)), dtype=np.int64)
+            if not len(rowids):
+                break
+            last_rowid = int(rowids[-1])
+            cuts = np.flatnonzero(np.diff(rowids >> blk.SHIFT)) + 1
+            for chunk in np.split(rowids, cuts):
+                yield int(chunk[0] >> blk.SHIFT), np.sort(chunk & (blk.BLOCK_MAX - 1)), exact
+            if len(rowids) < FTS_PAGE:
+                break
+        if not backward:
+            for b in tail:
+                yield b, None, False
+
+    def _scan_block(self, conn, part: Partition, block: int, positions: np.ndarray | None, text_checked: bool,
+                    q: LogQuery, m: _Matcher, cursor: _Cursor | None, want: int, best: list,
+                    backward: bool) -> None:
+        _, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
+        times = cols["time"]
+        n = len(times)
+        if positions is None:
+            mask = np.ones(n, dtype=bool)
+        else:
+            mask = np.zeros(n, dtype=bool)
+            mask[positions[positions < n]] = True
+        if q.start_ns is not None:
+            mask &= times >= q.start_ns
+        if q.end_ns is not None:
+            mask &= times <= q.end_ns
+        sev = cols["severity"]
+        if q.min_severity is not None:
+            mask &= sev >= q.min_severity
+        if q.severity_ranges:
+            in_any = np.zeros(n, dtype=bool)
+            for lo, hi in q.severity_ranges:
+                in_any |= (sev >= lo) & (sev <= hi)
+            mask &= in_any
+        if q.trace_id is not None:
+            mask &= (cols["trace_id"] == np.frombuffer(q.trace_id, dtype=np.uint8)).all(axis=1)
+        if q.span_id is not None:
+            mask &= (cols["span_id"] == np.frombuffer(q.span_id, dtype=np.uint8)).all(axis=1)
+        rids = (block << blk.SHIFT) | np.arange(n, dtype=np.int64)
+        if cursor is not None:
+            if backward:
+                mask &= (times < cursor.time_ns) | ((times == cursor.time_ns) & (rids < cursor.record))
+            else:
+                mask &= (times > cursor.time_ns) | ((times == cursor.time_ns) & (rids > cursor.record))
+        if len(best) >= want:
+            # only records that beat the worst one kept can enter
+            wt, wr = best[0][1], best[0][2]
+            if backward:
+                mask &= (times > wt) | ((times == wt) & (rids > wr))
+            else:
+                mask &= (times < wt) | ((times == wt) & (rids < wr))
+        hits = np.flatnonzero(mask)
+        if not len(hits):
+            return
+        check = bool(q.attributes) or (m.needs_text and not text_checked)
+        pays = blk.load_blocks(conn, part.path, [block], self.cache, payloads=True)[block][2] if check else None
+        body = cols["body"]
+        for pos in hits.tolist():
+            if check and not m.record_matches(body.text(pos), pays["payload"][pos], text_checked):
+                continue
+            t, rid = int(times[pos]), int(rids[pos])
+            item = ((t, rid) if backward else (-t, -rid), t, rid, block, pos)
+            if len(best) < want:
+                heapq.heappush(best, item)
+            elif item[0] > best[0][0]:
+                heapq.heapreplace(best, item)

@@ -1,14 +1,14 @@
-"""Spans in SQLite: one row per span, indexed by (service, start time) and by trace key.
+"""Spans in SQLite: blocks of spans (see `blocks`), found by trace key, service and time.
 
-Each row keeps the span's OTLP encoding (`payload`); attributes, events and links are decoded
-only for spans a query returns.
+A block's `columns` hold what searches filter on (ids, start, duration, kind, status, name);
+`payloads` hold each span's OTLP encoding, decoded only for spans a query returns.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from dataclasses import dataclass, field
+import threading
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -16,139 +16,132 @@ from pantau.model import Span, SpanBatch
 from pantau.otlp.convert import resource_from_bytes, scope_from_bytes, span_attributes, span_from_payload
 from pantau.otlp.values import as_text
 from pantau.store.base import DependencyLink, Operation, TraceQuery
+from pantau.store.sqlite import blocks as blk
+from pantau.store.sqlite import columns as colfmt
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
-from pantau.store.sqlite.trace_keys import TraceKeyIndex, trace_keys
+from pantau.store.sqlite.trace_keys import TraceKeyIndex
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS resources(id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS scopes(id INTEGER PRIMARY KEY, data BLOB NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS spans(
-    id INTEGER PRIMARY KEY,
-    trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
-    parent_span_id BLOB NOT NULL,
-    service TEXT NOT NULL,
-    name TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    start_ns INTEGER NOT NULL,
-    duration_ns INTEGER NOT NULL,
-    status_code INTEGER NOT NULL,
-    resource_id INTEGER NOT NULL,
-    scope_id INTEGER NOT NULL,
-    payload BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS spans_service_start ON spans(service, start_ns);
+EXTRA_SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations(
     service TEXT NOT NULL, name TEXT NOT NULL, kind INTEGER NOT NULL,
     PRIMARY KEY(service, name, kind)) WITHOUT ROWID;
 """
 
-_COLUMNS = "id, trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns, " \
-           "status_code, resource_id, scope_id, payload"
-_INSERT = f"INSERT INTO spans({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+
+def new_index() -> TraceKeyIndex:
+    return TraceKeyIndex("spans", blk.trace_id_scan())
 
 
-@dataclass
-class SpanPartition:
-    """Writer-side state of one span partition."""
-
-    conn: sqlite3.Connection
-    keys: TraceKeyIndex
-    next_id: int
-    resources: dict[bytes, int] = field(default_factory=dict)
-    scopes: dict[bytes, int] = field(default_factory=dict)
-    operations: set[tuple[str, str, int]] = field(default_factory=set)
+def open_partition(conn: sqlite3.Connection, keys: TraceKeyIndex) -> blk.BlockWriter:
+    writer = blk.open_writer(conn, keys, EXTRA_SCHEMA)
+    writer.known = {tuple(r) for r in conn.execute("SELECT service, name, kind FROM operations")}
+    return writer
 
 
-def open_partition(conn: sqlite3.Connection, keys: TraceKeyIndex) -> SpanPartition:
-    conn.executescript(SCHEMA)
-    keys.load(conn)
-    next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM spans").fetchone()[0]
-    state = SpanPartition(conn, keys, next_id)
-    state.resources = {bytes(d): i for i, d in conn.execute("SELECT id, data FROM resources")}
-    state.scopes = {bytes(d): i for i, d in conn.execute("SELECT id, data FROM scopes")}
-    state.operations = {tuple(r) for r in conn.execute("SELECT service, name, kind FROM operations")}
-    return state
-
-
-def _intern(conn: sqlite3.Connection, table: str, cache: dict[bytes, int], data: bytes) -> int:
-    ref = cache.get(data)
-    if ref is None:
-        conn.execute(f"INSERT OR IGNORE INTO {table}(data) VALUES (?)", (data,))
-        ref = conn.execute(f"SELECT id FROM {table} WHERE data = ?", (data,)).fetchone()[0]
-        cache[data] = ref
-    return ref
-
-
-def write(state: SpanPartition, batch: SpanBatch, rows: list[int] | None = None) -> None:
-    """Insert spans (all, or the given row numbers) inside the caller's transaction."""
-    conn = state.conn
-    res_ids = [_intern(conn, "resources", state.resources, r) for r in batch.resources]
-    scope_ids = [_intern(conn, "scopes", state.scopes, s) for s in batch.scopes]
-    index = range(len(batch)) if rows is None else rows
-    first = state.next_id
-    n = len(index)
-    ids = range(first, first + n)
-    b = batch
-    if rows is None:
-        trace_id, service, name, kind, start = b.trace_id, b.service, b.name, b.kind, b.start_ns
-        durations = [e - s for s, e in zip(b.start_ns, b.end_ns, strict=True)]
-        conn.executemany(_INSERT, zip(
-            ids, trace_id, b.span_id, b.parent_span_id, service, name, kind, start, durations,
-            b.status_code, [res_ids[r] for r in b.resource_ref], [scope_ids[s] for s in b.scope_ref],
-            b.payload, strict=True))
-    else:
-        trace_id = [b.trace_id[i] for i in index]
-        service = [b.service[i] for i in index]
-        name = [b.name[i] for i in index]
-        kind = [b.kind[i] for i in index]
-        conn.executemany(_INSERT, (
-            (first + j, b.trace_id[i], b.span_id[i], b.parent_span_id[i], b.service[i], b.name[i],
-             b.kind[i], b.start_ns[i], b.end_ns[i] - b.start_ns[i], b.status_code[i],
-             res_ids[b.resource_ref[i]], scope_ids[b.scope_ref[i]], b.payload[i])
-            for j, i in enumerate(index)))
-    state.next_id = first + n
-    new_ops = set(zip(service, name, kind, strict=True)) - state.operations
+def write(state: blk.BlockWriter, batch: SpanBatch, rows: list[int] | None = None) -> None:
+    """Store spans (all, or the given row numbers) as blocks, inside the caller's transaction."""
+    res_ids = np.asarray([state.intern("resources", r) for r in batch.resources], dtype=np.int32)
+    scope_ids = np.asarray([state.intern("scopes", s) for s in batch.scopes], dtype=np.int32)
+    new_ops: set[tuple[str, str, int]] = set()
+    for service, idx in blk.groups_by_service(batch.service, rows):
+        names = blk.pick(batch.name, idx)
+        kinds = blk.pick(batch.kind, idx)
+        distinct = list(dict.fromkeys(names))
+        position = {name: i for i, name in enumerate(distinct)}
+        start = np.asarray(blk.pick(batch.start_ns, idx), dtype=np.int64)
+        duration = np.asarray(blk.pick(batch.end_ns, idx), dtype=np.int64) - start
+        trace_ids = colfmt.fixed_bytes(blk.pick(batch.trace_id, idx), 16)
+        cols = colfmt.encode({
+            "trace_id": trace_ids,
+            "span_id": colfmt.fixed_bytes(blk.pick(batch.span_id, idx), 8),
+            "parent": colfmt.fixed_bytes(blk.pick(batch.parent_span_id, idx), 8),
+            "start": start,
+            "duration": duration,
+            "kind": np.asarray(kinds, dtype=np.uint8),
+            "status": np.asarray(blk.pick(batch.status_code, idx), dtype=np.uint8),
+            "name": np.asarray([position[n] for n in names], dtype=np.int32),
+            "names": colfmt.var([n.encode() for n in distinct]),
+            "resource": res_ids[np.asarray(blk.pick(batch.resource_ref, idx), dtype=np.int64)],
+            "scope": scope_ids[np.asarray(blk.pick(batch.scope_ref, idx), dtype=np.int64)],
+        })
+        payloads = colfmt.encode({"payload": colfmt.var(blk.pick(batch.payload, idx))})
+        state.append(service, len(names), int(start.min()), int(start.max()), int(duration.max()),
+                     cols, payloads, trace_ids)
+        for name, kind in set(zip(names, kinds, strict=True)):
+            op = (service, name, kind)
+            if op not in state.known:
+                new_ops.add(op)
     if new_ops:
-        conn.executemany("INSERT OR IGNORE INTO operations VALUES (?,?,?)", new_ops)
-        state.operations |= new_ops
-    state.keys.add(trace_keys(trace_id), np.arange(first, first + n, dtype=np.int64))
+        state.conn.executemany("INSERT OR IGNORE INTO operations VALUES (?,?,?)", new_ops)
+        state.known |= new_ops
 
 
 # --- reads -----------------------------------------------------------------------------------
+
+_KIND_TAG = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+_STATUS_TAG = {1: "OK", 2: "ERROR"}
 
 
 class SpanReader:
     def __init__(self, parts: PartitionSet, pool: ReaderPool) -> None:
         self.parts = parts
         self.pool = pool
+        self.cache = blk.BlockCache()
+        self._refs: dict[tuple, bytes] = {}
+        self._refs_lock = threading.Lock()
 
     def _conn(self, part: Partition) -> sqlite3.Connection:
         return self.pool.get(part.path)
 
-    def _lookup(self, part: Partition, trace_id: bytes) -> list[tuple]:
-        if part.state is None:
-            return []
-        conn = self._conn(part)
-        conn.execute("BEGIN")
-        try:
-            rows = part.state.keys.lookup(conn, trace_id)
-            if not rows:
-                return []
-            marks = ",".join("?" * len(rows))
-            return conn.execute(
-                f"SELECT s.service, s.payload, r.data, c.data FROM spans s "
-                f"JOIN resources r ON r.id = s.resource_id JOIN scopes c ON c.id = s.scope_id "
-                f"WHERE s.id IN ({marks}) AND s.trace_id = ?", (*rows, trace_id)).fetchall()
-        finally:
-            conn.execute("COMMIT")
+    def _ref(self, conn: sqlite3.Connection, part: Partition, table: str, ref: int) -> bytes:
+        key = (part.path, table, ref)
+        data = self._refs.get(key)
+        if data is None:
+            row = conn.execute(f"SELECT data FROM {table} WHERE id = ?", (ref,)).fetchone()
+            data = bytes(row[0]) if row else b""
+            with self._refs_lock:
+                if len(self._refs) > 10_000:
+                    self._refs.clear()
+                self._refs[key] = data
+        return data
+
+    def _spans(self, conn, part: Partition, service: str, cols: dict, pays: dict, positions) -> list[Span]:
+        out = []
+        names = cols["names"]
+        for i in positions:
+            resource = resource_from_bytes(self._ref(conn, part, "resources", int(cols["resource"][i])))
+            scope = scope_from_bytes(self._ref(conn, part, "scopes", int(cols["scope"][i])))
+            span = span_from_payload(pays["payload"][i], service, resource, scope)
+            if not span.name:
+                span.name = names.text(int(cols["name"][i]))
+            out.append(span)
+        return out
 
     def get_trace(self, trace_id: bytes, start_ns: int | None, end_ns: int | None) -> list[Span]:
         spans: list[Span] = []
+        wanted = np.frombuffer(trace_id, dtype=np.uint8)
         for part in self.parts.list(start_ns, end_ns):
-            for service, payload, resource, scope in self._lookup(part, trace_id):
-                spans.append(span_from_payload(payload, service, resource_from_bytes(resource),
-                                               scope_from_bytes(scope)))
+            if part.state is None:
+                continue
+            conn = self._conn(part)
+            conn.execute("BEGIN")
+            try:
+                records = part.state.keys.lookup(conn, trace_id)
+                if not records:
+                    continue
+                by_block: dict[int, list[int]] = defaultdict(list)
+                for rid in records:
+                    b, pos = blk.split_record(rid)
+                    by_block[b].append(pos)
+                loaded = blk.load_blocks(conn, part.path, sorted(by_block), self.cache, payloads=True)
+                for b, positions in by_block.items():
+                    if b not in loaded:
+                        continue
+                    service, cols, pays = loaded[b]
+                    ok = [p for p in sorted(set(positions)) if (cols["trace_id"][p] == wanted).all()]
+                    spans.extend(self._spans(conn, part, service, cols, pays, ok))
+            finally:
+                conn.execute("COMMIT")
         spans.sort(key=lambda s: (s.start_ns, s.span_id))
         return spans
 
@@ -156,53 +149,74 @@ class SpanReader:
         found: dict[bytes, int] = {}
         where, params = ["1"], []
         if q.service:
-            where.append("s.service = ?")
+            where.append("service = ?")
             params.append(q.service)
-        if q.operation:
-            where.append("s.name = ?")
-            params.append(q.operation)
         if q.start_ns is not None:
-            where.append("s.start_ns >= ?")
+            where.append("max_time >= ?")
             params.append(q.start_ns)
         if q.end_ns is not None:
-            where.append("s.start_ns <= ?")
+            where.append("min_time <= ?")
             params.append(q.end_ns)
         if q.min_duration_ns is not None:
-            where.append("s.duration_ns >= ?")
+            where.append("stat >= ?")
             params.append(q.min_duration_ns)
-        if q.max_duration_ns is not None:
-            where.append("s.duration_ns <= ?")
-            params.append(q.max_duration_ns)
-        sql_where = " AND ".join(where)
+        sql = f"SELECT id, max_time, service FROM blocks WHERE {' AND '.join(where)} ORDER BY max_time DESC"
         for part in self.parts.list(q.start_ns, q.end_ns):
-            if len(found) >= q.limit:
-                break
-            conn = self._conn(part)
-            if not q.attributes:
-                rows = conn.execute(
-                    f"SELECT s.trace_id, max(s.start_ns) AS t FROM spans s WHERE {sql_where} "
-                    f"GROUP BY s.trace_id ORDER BY t DESC LIMIT ?", (*params, q.limit - len(found)))
-                for trace_id, t in rows:
-                    found.setdefault(bytes(trace_id), t)
+            if part.state is None:
                 continue
-            cursor = conn.execute(
-                f"SELECT s.trace_id, s.start_ns, s.payload, r.data, s.kind, s.status_code FROM spans s "
-                f"JOIN resources r ON r.id = s.resource_id WHERE {sql_where} ORDER BY s.start_ns DESC",
-                params)
-            for trace_id, t, payload, resource, kind, status in cursor:
-                tid = bytes(trace_id)
-                if tid in found:
-                    continue
-                if _attributes_match(q.attributes, payload, resource, kind, status):
-                    found[tid] = t
-                    if len(found) >= q.limit:
+            conn = self._conn(part)
+            conn.execute("BEGIN")
+            try:
+                for block, max_time, service in conn.execute(sql, params).fetchall():
+                    if len(found) >= q.limit and max_time < min(found.values()):
                         break
-        return [tid for tid, _ in sorted(found.items(), key=lambda kv: kv[1], reverse=True)][: q.limit]
+                    self._search_block(conn, part, block, service, q, found)
+            finally:
+                conn.execute("COMMIT")
+        ranked = sorted(found.items(), key=lambda kv: kv[1], reverse=True)
+        return [tid for tid, _ in ranked[: q.limit]]
+
+    def _search_block(self, conn, part: Partition, block: int, service: str, q: TraceQuery,
+                      found: dict[bytes, int]) -> None:
+        loaded = blk.load_blocks(conn, part.path, [block], self.cache, payloads=bool(q.attributes))
+        if block not in loaded:
+            return
+        _, cols, pays = loaded[block]
+        start, duration = cols["start"], cols["duration"]
+        mask = np.ones(len(start), dtype=bool)
+        if q.start_ns is not None:
+            mask &= start >= q.start_ns
+        if q.end_ns is not None:
+            mask &= start <= q.end_ns
+        if q.min_duration_ns is not None:
+            mask &= duration >= q.min_duration_ns
+        if q.max_duration_ns is not None:
+            mask &= duration <= q.max_duration_ns
+        if q.operation:
+            names = cols["names"]
+            index = [i for i in range(len(names)) if names.text(i) == q.operation]
+            if not index:
+                return
+            mask &= np.isin(cols["name"], index)
+        positions = np.flatnonzero(mask)
+        trace_ids = cols["trace_id"]
+        for p in positions.tolist():
+            tid = trace_ids[p].tobytes()
+            t = int(start[p])
+            if tid in found and found[tid] >= t:
+                continue
+            if q.attributes and not _attributes_match(
+                    q.attributes, pays["payload"][p],
+                    self._ref(conn, part, "resources", int(cols["resource"][p])),
+                    int(cols["kind"][p]), int(cols["status"][p])):
+                continue
+            found[tid] = max(t, found.get(tid, t))
 
     def services(self) -> list[str]:
         names: set[str] = set()
         for part in self.parts.list():
-            names.update(r[0] for r in self._conn(part).execute("SELECT DISTINCT service FROM operations"))
+            if part.state is not None:
+                names.update(r[0] for r in self._conn(part).execute("SELECT DISTINCT service FROM operations"))
         return sorted(names)
 
     def operations(self, service: str, span_kind: int | None) -> list[Operation]:
@@ -213,7 +227,8 @@ class SpanReader:
             sql += " AND kind = ?"
             params += (span_kind,)
         for part in self.parts.list():
-            ops.update(Operation(n, k) for n, k in self._conn(part).execute(sql, params))
+            if part.state is not None:
+                ops.update(Operation(n, k) for n, k in self._conn(part).execute(sql, params))
         return sorted(ops, key=lambda o: (o.name, o.span_kind))
 
     def dependencies(self, start_ns: int, end_ns: int) -> list[DependencyLink]:
@@ -222,29 +237,49 @@ class SpanReader:
         Parents are looked up among the spans of the window; a call whose parent started
         before the window is not counted, as in Jaeger's own dependency jobs.
         """
-        owner: dict[tuple[bytes, bytes], str] = {}
-        children: list[tuple[bytes, bytes, str]] = []
+        services: list[str] = []
+        service_index: dict[str, int] = {}
+        keys_parts, spans_parts, parents_parts, owners = [], [], [], []
         for part in self.parts.list(start_ns, end_ns):
+            if part.state is None:
+                continue
             conn = self._conn(part)
-            services = [r[0] for r in conn.execute("SELECT DISTINCT service FROM operations")]
-            for service in services:
-                for trace_id, span_id, parent in conn.execute(
-                        "SELECT trace_id, span_id, parent_span_id FROM spans "
-                        "WHERE service = ? AND start_ns >= ? AND start_ns <= ?",
-                        (service, start_ns, end_ns)):
-                    owner[(trace_id, span_id)] = service
-                    if parent:
-                        children.append((trace_id, parent, service))
+            rows = conn.execute("SELECT service, columns FROM blocks WHERE max_time >= ? AND min_time <= ?",
+                                (start_ns, end_ns)).fetchall()
+            for service, blob in rows:
+                cols = colfmt.decode(blob, {"trace_id", "span_id", "parent", "start"})
+                sel = (cols["start"] >= start_ns) & (cols["start"] <= end_ns)
+                if not sel.any():
+                    continue
+                sid = service_index.setdefault(service, len(services))
+                if sid == len(services):
+                    services.append(service)
+                keys_parts.append(colfmt.id_keys(cols["trace_id"][sel]).view(np.uint64))
+                spans_parts.append(colfmt.id_ints(cols["span_id"][sel]))
+                parents_parts.append(colfmt.id_ints(cols["parent"][sel]))
+                owners.append(np.full(int(sel.sum()), sid, dtype=np.int32))
+        if not keys_parts:
+            return []
+        trace_keys = np.concatenate(keys_parts)
+        span_ids = np.concatenate(spans_parts)
+        parent_ids = np.concatenate(parents_parts)
+        owner = np.concatenate(owners)
+        # One 64-bit key per (trace, span); parents are found with a sorted search.
+        span_key = trace_keys ^ (span_ids * np.uint64(0x9E3779B97F4A7C15))
+        parent_key = trace_keys ^ (parent_ids * np.uint64(0x9E3779B97F4A7C15))
+        order = np.argsort(span_key, kind="stable")
+        sorted_keys = span_key[order]
+        has_parent = parent_ids != 0
+        pos = np.searchsorted(sorted_keys, parent_key[has_parent])
+        pos_clipped = np.minimum(pos, len(sorted_keys) - 1)
+        hit = sorted_keys[pos_clipped] == parent_key[has_parent]
+        child_owner = owner[has_parent][hit]
+        parent_owner = owner[order[pos_clipped[hit]]]
+        cross = child_owner != parent_owner
         calls: Counter[tuple[str, str]] = Counter()
-        for trace_id, parent, service in children:
-            parent_service = owner.get((trace_id, parent))
-            if parent_service is not None and parent_service != service:
-                calls[(parent_service, service)] += 1
+        for p, c in zip(parent_owner[cross].tolist(), child_owner[cross].tolist(), strict=True):
+            calls[(services[p], services[c])] += 1
         return [DependencyLink(p, c, n) for (p, c), n in sorted(calls.items())]
-
-
-_KIND_TAG = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
-_STATUS_TAG = {1: "OK", 2: "ERROR"}
 
 
 def _attributes_match(wanted: dict[str, str], payload: bytes, resource: bytes, kind: int,
@@ -255,7 +290,7 @@ def _attributes_match(wanted: dict[str, str], payload: bytes, resource: bytes, k
     if status == 2:
         derived["error"] = "true"
     attrs = span_attributes(payload)
-    res = resource_from_bytes(bytes(resource)).attributes
+    res = resource_from_bytes(resource).attributes
     for key, value in wanted.items():
         if key in attrs:
             actual = as_text(attrs[key])

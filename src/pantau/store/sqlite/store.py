@@ -135,9 +135,9 @@ class SQLiteStore(Store):
     def _init_partition(self, signal: str, part: Partition) -> None:
         conn = connect_writer(part.path, synchronous=self.options.synchronous)
         if signal == "spans":
-            part.state = span_store.open_partition(conn, TraceKeyIndex("spans"))
+            part.state = span_store.open_partition(conn, span_store.new_index())
         elif signal == "logs":
-            part.state = log_store.open_partition(conn, part.path, TraceKeyIndex("logs"))
+            part.state = log_store.open_partition(conn, part.path, log_store.new_index())
             part.extra_files = [log_store.fts_path(part.path)]
         else:
             part.state = sample_store.open_partition(conn)

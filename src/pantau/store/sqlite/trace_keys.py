@@ -6,8 +6,9 @@ stores (Tempo, Badger) do, recent (key, row) pairs are kept in memory and writte
 sorted runs, each its own small table built by sequential appends; runs of similar size are
 merged. A lookup probes each run's B-tree and the in-memory tail.
 
-The key is the first 8 bytes of the trace id as a signed integer; rows found through it are
-checked against the full id by the caller.
+The key is the first 8 bytes of the trace id as a signed integer; records found through it
+are checked against the full id by the caller. Records are numbered by the signal's store
+(block id * 1024 + position), and `scan` reads back the trace ids of a range of them.
 
 Consistency with readers: a reader's snapshot names the runs it sees and the last row they
 cover (`covered`). Pairs for rows after that come from the in-memory tail, or, when the tail
@@ -18,19 +19,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 
 import numpy as np
 
+# scan(conn, after, upto) -> (int64 keys, int64 record ids, (n, 16) uint8 trace ids) of the
+# records with after < id <= upto (upto None: no upper bound) that carry a trace id.
+Scan = Callable[[sqlite3.Connection, int, int | None], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
 FLUSH_ROWS = 32_768
 MERGE_FANIN = 8
-
-
-def trace_keys(trace_ids: list[bytes]) -> np.ndarray:
-    """int64 keys (first 8 bytes, big-endian) of 16-byte trace ids."""
-    if not trace_ids:
-        return np.empty(0, dtype=np.int64)
-    raw = np.frombuffer(b"".join(trace_ids), dtype=np.uint8).reshape(-1, 16)[:, :8]
-    return np.ascontiguousarray(raw).view(">i8").ravel().astype(np.int64)
 
 
 def trace_key(trace_id: bytes) -> int:
@@ -38,11 +36,12 @@ def trace_key(trace_id: bytes) -> int:
 
 
 class TraceKeyIndex:
-    """The index of one table (`table`, with an `id` row key and a `trace_id` column) in one
-    partition file. Writer methods run on the writer thread; `lookup` on any reader thread."""
+    """The trace-key index of one signal in one partition file. Writer methods run on the
+    writer thread; `lookup` on any reader thread."""
 
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, scan: Scan) -> None:
         self.table = table
+        self.scan = scan
         self.meta = f"{table}_key_runs"
         self._lock = threading.Lock()
         self._tail_keys: list[np.ndarray] = []
@@ -51,6 +50,7 @@ class TraceKeyIndex:
         self._tail_base = 0  # the tail holds every pair with row > _tail_base
         self._covered = 0
         self._next_run = 1
+        self._pending: tuple[int, int, int] = (0, 0, 0)
 
     # --- writer side ---------------------------------------------------------------------
 
@@ -66,12 +66,8 @@ class TraceKeyIndex:
             f"SELECT coalesce(max(row_hi), 0), coalesce(max(id), 0) + 1 FROM {self.meta}").fetchone()
         self._covered = self._tail_base = covered
         self._next_run = next_run
-        rows = conn.execute(
-            f"SELECT id, trace_id FROM {self.table} WHERE id > ? AND length(trace_id) = 16 ORDER BY id",
-            (covered,)).fetchall()
-        if rows:
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            self.add(trace_keys([r[1] for r in rows]), ids)
+        keys, records, _ = self.scan(conn, covered, None)
+        self.add(keys, records)
 
     def add(self, keys: np.ndarray, rows: np.ndarray) -> None:
         if len(keys) == 0:
@@ -157,10 +153,11 @@ class TraceKeyIndex:
             tail_base = self._tail_base
             tail = list(zip(self._tail_keys, self._tail_rows, strict=True))
         if covered < tail_base:
-            # The snapshot predates the latest flush: those rows are in no run it can see.
-            found.extend(r[0] for r in conn.execute(
-                f"SELECT id FROM {self.table} WHERE id > ? AND id <= ? AND trace_id = ?",
-                (covered, tail_base, trace_id)))
+            # The snapshot predates the latest flush: those records are in no run it can see.
+            _, records, ids = self.scan(conn, covered, tail_base)
+            if len(records):
+                wanted = np.frombuffer(trace_id, dtype=np.uint8)
+                found.extend(records[(ids == wanted).all(axis=1)].tolist())
         for keys, rows in tail:
             hits = rows[keys == key]
             if len(hits):
