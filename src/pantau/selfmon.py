@@ -71,6 +71,6 @@ class _StoreCollector:
         for signal, value in sorted(s.partitions_by_signal.items()):
             parts.add_metric([signal], value)
         yield parts
-        yield GaugeMetricFamily("pantau_log_index_lag_records",
-                                "Committed log records not yet in the full-text index (searched by scan).",
+        yield GaugeMetricFamily("pantau_log_index_lag_blocks",
+                                "Committed log blocks not yet in the full-text index (searched by scan meanwhile).",
                                 value=s.log_index_lag)

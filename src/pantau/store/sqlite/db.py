@@ -9,14 +9,15 @@ from pathlib import Path
 _CACHE_KIB = 32 * 1024
 
 
-def connect_writer(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
+def connect_writer(path: Path, *, synchronous: str = "NORMAL", create: bool = True) -> sqlite3.Connection:
     """The single writing connection of a database file: WAL, explicit transactions.
 
     With WAL and `synchronous=NORMAL` a committed transaction survives the process being
     killed (the WAL is in the OS page cache); `FULL` adds an fsync per commit so it also
     survives power loss.
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    target = path if create else f"file:{path}?mode=rw"
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=not create)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")

@@ -20,10 +20,9 @@ import base64
 import heapq
 import re
 import sqlite3
-import threading
 import unicodedata
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,94 +119,37 @@ def searchable_text(body: str, payload: bytes) -> str:
     return body + "\n" + "\n".join(as_text(v) for v in attrs.values())
 
 
-class LogIndexer(threading.Thread):
-    """Feeds committed log blocks to each partition's FTS5 index, off the write path."""
+def index_some(source: sqlite3.Connection, fts: sqlite3.Connection, max_records: int = INDEX_CHUNK) -> int:
+    """Feed the next blocks not yet indexed to the FTS index, in one transaction.
+    Returns how many records were indexed (0: nothing to do)."""
+    upto = fts.execute("SELECT v FROM fts_meta WHERE k = 'upto_block'").fetchone()[0]
+    rows, count = [], 0
+    for block, n, cols, pays in source.execute(
+            "SELECT id, n, columns, payloads FROM blocks WHERE id > ? ORDER BY id", (upto,)):
+        rows.append((block, cols, pays))
+        count += n
+        if count >= max_records:
+            break
+    if not rows:
+        return 0
 
-    def __init__(self, parts: PartitionSet, on_error: Callable[[Exception], None] | None = None) -> None:
-        super().__init__(name="pantau-log-indexer", daemon=True)
-        self.parts = parts
-        self.wake = threading.Event()
-        self._stopping = threading.Event()
-        self._lag: dict[Path, int] = {}
-        self._on_error = on_error
-        self.indexed_total = 0
+    def documents() -> Iterator[tuple[int, str]]:
+        for block, cols, pays in rows:
+            bodies = colfmt.decode(cols, {"body"})["body"].texts()
+            payloads = colfmt.decode(pays)["payload"]
+            base = block << blk.SHIFT
+            for i, body in enumerate(bodies):
+                yield base | i, searchable_text(body, payloads[i])
 
-    @property
-    def lag(self) -> int:
-        """Blocks committed but not yet in the full-text index."""
-        return sum(self._lag.values())
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.wake.set()
-
-    def run(self) -> None:
-        conns: dict[Path, tuple[sqlite3.Connection, sqlite3.Connection]] = {}
-        try:
-            while not self._stopping.is_set():
-                worked = False
-                live = set()
-                for part in self.parts.list():
-                    if part.dropped or part.state is None:
-                        continue
-                    live.add(part.path)
-                    pair = conns.get(part.path)
-                    if pair is None:
-                        source = sqlite3.connect(f"file:{part.path}?mode=ro", uri=True,
-                                                 isolation_level=None, check_same_thread=False)
-                        pair = conns[part.path] = (source, connect_writer(fts_path(part.path)))
-                    try:
-                        worked |= self._index_some(part, *pair)
-                    except sqlite3.Error as exc:
-                        if self._on_error:
-                            self._on_error(exc)
-                for path in [p for p in conns if p not in live]:
-                    for c in conns.pop(path):
-                        c.close()
-                    self._lag.pop(path, None)
-                if not worked:
-                    self.wake.wait(1.0)
-                    self.wake.clear()
-        finally:
-            for source, fts in conns.values():
-                source.close()
-                fts.close()
-
-    def _index_some(self, part: Partition, source: sqlite3.Connection, fts: sqlite3.Connection) -> bool:
-        upto = fts.execute("SELECT v FROM fts_meta WHERE k = 'upto_block'").fetchone()[0]
-        last = part.state.next_block - 1
-        self._lag[part.path] = max(0, last - upto)
-        if last <= upto:
-            return False
-        rows, count = [], 0
-        for block, n, cols, pays in source.execute(
-                "SELECT id, n, columns, payloads FROM blocks WHERE id > ? ORDER BY id", (upto,)):
-            rows.append((block, cols, pays))
-            count += n
-            if count >= INDEX_CHUNK:
-                break
-        if not rows:
-            return False
-
-        def documents() -> Iterator[tuple[int, str]]:
-            for block, cols, pays in rows:
-                bodies = colfmt.decode(cols, {"body"})["body"].texts()
-                payloads = colfmt.decode(pays)["payload"]
-                base = block << blk.SHIFT
-                for i, body in enumerate(bodies):
-                    yield base | i, searchable_text(body, payloads[i])
-
-        fts.execute("BEGIN")
-        try:
-            fts.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", documents())
-            fts.execute("UPDATE fts_meta SET v = ? WHERE k = 'upto_block'", (rows[-1][0],))
-            fts.execute("COMMIT")
-        except BaseException:
-            fts.execute("ROLLBACK")
-            raise
-        self.indexed_total += count
-        self._lag[part.path] = max(0, last - rows[-1][0])
-        return True
+    fts.execute("BEGIN")
+    try:
+        fts.executemany("INSERT INTO fts(rowid, text) VALUES (?, ?)", documents())
+        fts.execute("UPDATE fts_meta SET v = ? WHERE k = 'upto_block'", (rows[-1][0],))
+        fts.execute("COMMIT")
+    except BaseException:
+        fts.execute("ROLLBACK")
+        raise
+    return count
 
 
 # --- search ----------------------------------------------------------------------------------

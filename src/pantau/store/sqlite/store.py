@@ -45,6 +45,7 @@ from pantau.store.sqlite import logs as log_store
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
 from pantau.store.sqlite.db import connect_writer
+from pantau.store.sqlite.indexer import IndexerProcess
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
 from pantau.store.sqlite.queue import WriteQueue
 from pantau.store.sqlite.series import SeriesIndex
@@ -83,7 +84,7 @@ class SQLiteStore(Store):
         self.span_reader = span_store.SpanReader(self.parts["spans"], self.pool)
         self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
         self.sample_reader = sample_store.SampleReader(self.parts["metrics"], self.pool)
-        self.indexer = log_store.LogIndexer(self.parts["logs"], on_error=self._indexer_error)
+        self.indexer = IndexerProcess(self.root)
         self._listeners: list[CommitListener] = []
         self._writer = threading.Thread(target=self._run, name="pantau-writer", daemon=True)
         self._started = False
@@ -113,8 +114,6 @@ class SQLiteStore(Store):
         if self._writer.is_alive():
             self._writer.join()
         self.indexer.stop()
-        if self.indexer.is_alive():
-            self.indexer.join(timeout=30)
         for parts in self.parts.values():
             for part in parts.list():
                 if part.state is not None:
@@ -321,8 +320,8 @@ class SQLiteStore(Store):
                 sample_store.sealed(state)
         if not final and time.monotonic() - self._last_retention >= self.options.retention_interval_s:
             self._apply_retention(time.time_ns())
-        if any(p.state is not None for p in self.parts["logs"].list()):
-            self.indexer.wake.set()
+        if not final:
+            self.indexer.ensure_running()
 
     def _flush_keys(self, part: Partition, keys: TraceKeyIndex) -> None:
         conn = part.state.conn
@@ -358,9 +357,6 @@ class SQLiteStore(Store):
     def maintain_now(self, final: bool = False) -> None:
         """Run the writer's maintenance (key flushes, head cuts) now; for tests and tools."""
         self.queue.put_control(lambda: self._maintain(final=final)).result()
-
-    def _indexer_error(self, exc: Exception) -> None:
-        log.error("log indexer: %s", exc)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -418,6 +414,20 @@ class SQLiteStore(Store):
     def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]:
         return self.series.metadata(metric)
 
+    def _index_lag(self) -> int:
+        """Log blocks committed but not yet in the full-text index (searched by scan meanwhile)."""
+        lag = 0
+        for part in self.parts["logs"].list():
+            if part.state is None:
+                continue
+            try:
+                conn = self.pool.get(log_store.fts_path(part.path))
+                upto = conn.execute("SELECT v FROM fts_meta WHERE k = 'upto_block'").fetchone()[0]
+            except Exception:
+                continue
+            lag += max(0, part.state.next_block - 1 - upto)
+        return lag
+
     def stats(self) -> StoreStats:
         s = self._stats
         s.queue_items = self.queue.held
@@ -425,7 +435,7 @@ class SQLiteStore(Store):
         s.bytes_by_signal = {sig: parts.size for sig, parts in self.parts.items()}
         s.bytes_by_signal["index"] = self.series.path.stat().st_size if self.series.path.exists() else 0
         s.partitions_by_signal = {sig: len(parts.list()) for sig, parts in self.parts.items()}
-        s.log_index_lag = self.indexer.lag
+        s.log_index_lag = self._index_lag()
         return s
 
 
