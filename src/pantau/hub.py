@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,10 @@ class Hub:
         ))
 
     async def serve(self) -> None:
+        # The event loop decodes while the writer thread commits; both need the interpreter
+        # lock. With the default 5 ms switch interval the writer waits up to 5 ms each time it
+        # comes back from SQLite, so commits stretch; 1 ms measured ~25% more ingest.
+        sys.setswitchinterval(0.001)
         cfg = self.config
         srv, lim = cfg.server, cfg.limits
         sockets: list[socket.socket] = []

@@ -261,22 +261,35 @@ class LogBatch:
 class SampleBatch:
     """Metric samples of one export request, column by column.
 
-    Many samples share one `Labels` object; the store resolves each distinct label set to a
-    series once per batch.
+    `series` holds each distinct label set once; `ref[i]` says which one sample `i` belongs
+    to, so the store resolves a label set to a series id once per batch, not once per sample.
     """
 
-    labels: list[Labels] = field(default_factory=list)
+    series: list[Labels] = field(default_factory=list)
+    ref: list[int] = field(default_factory=list)
     timestamp_ms: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     metadata: dict[str, MetricMetadata] = field(default_factory=dict)
+    _index: dict[Labels, int] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.value)
 
+    def series_ref(self, labels: Labels) -> int:
+        """The position of `labels` in `series`, adding it if new."""
+        ref = self._index.get(labels)
+        if ref is None:
+            ref = self._index[labels] = len(self.series)
+            self.series.append(labels)
+        return ref
+
     def append(self, labels: Labels, timestamp_ms: int, value: float) -> None:
-        self.labels.append(labels)
+        self.ref.append(self.series_ref(labels))
         self.timestamp_ms.append(timestamp_ms)
         self.value.append(value)
+
+    def labels_at(self, i: int) -> Labels:
+        return self.series[self.ref[i]]
 
 
 # --- helpers -------------------------------------------------------------------------------

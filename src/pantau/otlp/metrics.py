@@ -59,6 +59,12 @@ class MetricsTranslator:
         self._resources: dict[bytes, _ResourceLabels] = {}
         self._series: dict[tuple, tuple[int, tuple[tuple[str, str], ...]]] = {}
         self._final: dict[tuple, Labels] = {}
+        self._number_labels: dict[tuple, int] = {}
+        self._gids: dict[Labels, int] = {}
+        self._interned: dict[int, Labels] = {}
+        self._next_gid = 0
+        self._refs_batch: object = None
+        self._refs: dict[int, int] = {}
         self._delta_totals: dict[Labels, float] = {}
 
     # --- label sets ----------------------------------------------------------------------
@@ -105,6 +111,7 @@ class MetricsTranslator:
         if len(self._series) >= _CACHE_LIMIT:
             self._series.clear()
             self._final.clear()
+            self._number_labels.clear()
         ident = len(self._series)
         self._series[key] = (ident, tuple(sorted(labels.items())))
         return ident
@@ -134,6 +141,7 @@ class MetricsTranslator:
                                                       now_ns, oldest_ms, newest_ms))
             if resource.target_info is not None and latest:
                 batch.append(resource.target_info, latest, 1.0)
+        self._refs_batch, self._refs = None, {}
 
     def _metric(self, metric, resource_raw: bytes, resource: _ResourceLabels, out: Decoded,
                 now_ns: int, oldest_ms: int, newest_ms: int) -> int:
@@ -163,6 +171,9 @@ class MetricsTranslator:
             return 0
         out.batch.metadata[name] = MetricMetadata(
             name, _PROM_TYPE[kind], metric.description, unit_name(metric.unit))
+        if kind in (MetricKind.GAUGE, MetricKind.MONOTONIC_COUNTER, MetricKind.NON_MONOTONIC_COUNTER) \
+                and not delta:
+            return self._numbers(points, name, resource_raw, resource, out, now_ns, oldest_ms, newest_ms)
         emit = self._emitter(out, delta)
         latest = 0
         for point in points:
@@ -192,6 +203,68 @@ class MetricsTranslator:
                 emit(labels(base_key, base_id, name + "_count", None), ts,
                      _STALE if stale else float(point.count))
         return latest
+
+    def _numbers(self, points, name: str, resource_raw: bytes, resource: _ResourceLabels, out: Decoded,
+                 now_ns: int, oldest_ms: int, newest_ms: int) -> int:
+        """Gauge and cumulative sum points: the bulk of metric traffic, so written as one tight
+        loop: one dict lookup resolves a point's whole label set from its raw attributes."""
+        batch = out.batch
+        add_ref, add_ts, add_value = batch.ref.append, batch.timestamp_ms.append, batch.value.append
+        cache = self._number_labels
+        local = self._local_refs(batch)
+        now_ms = now_ns // 1_000_000
+        first = len(batch.timestamp_ms)
+        for point in points:
+            t = point.time
+            ts = t // 1_000_000 if t else now_ms
+            if ts < oldest_ms or ts > newest_ms:
+                out.reject(f"data point timestamp {ts} ms is outside the accepted window "
+                           f"{oldest_ms}..{newest_ms} ms")
+                continue
+            key = (resource_raw, name, tuple(point.attributes))
+            gid = cache.get(key)
+            if gid is None:
+                base_key = key[:1] + key[2:]
+                labels = self._labels(base_key, self._base(base_key, resource), name, None)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                gid = cache[key] = self._intern(labels)
+            ref = local.get(gid)
+            if ref is None:
+                ref = local[gid] = batch.series_ref(self._interned[gid])
+            if point.flags & _NO_RECORDED_VALUE:
+                value = _STALE
+            else:
+                value = point.as_double
+                if not value:
+                    as_int = point.as_int
+                    if as_int:
+                        value = float(as_int)
+            add_ref(ref)
+            add_ts(ts)
+            add_value(value)
+        stamps = batch.timestamp_ms
+        return max(stamps[first:]) if len(stamps) > first else 0
+
+    def _intern(self, labels: Labels) -> int:
+        """A never-reused small id for a label set (cheap to hash, unlike the label tuple)."""
+        gid = self._gids.get(labels)
+        if gid is None:
+            if len(self._interned) >= _CACHE_LIMIT:
+                self._gids.clear()
+                self._interned.clear()
+                self._number_labels.clear()
+            gid = self._gids[labels] = self._next_gid
+            self._interned[gid] = labels
+            self._next_gid += 1
+        return gid
+
+    def _local_refs(self, batch) -> dict[int, int]:
+        """gid -> position in this batch's `series`, kept for the life of one batch."""
+        if self._refs_batch is not batch:
+            self._refs_batch = batch
+            self._refs = {}
+        return self._refs
 
     def _emitter(self, out: Decoded, delta: bool):
         append = out.batch.append

@@ -6,7 +6,7 @@ other core. It needs nothing but the files: it reads committed blocks of each lo
 and writes that partition's companion `.fts.db`, recording how far it got in the same
 transaction, so it can be stopped or killed at any moment and resumed.
 
-Run by the store: `python -m pantau.store.sqlite.indexer DATA_DIR`.
+Run by the store as `python -c "from pantau.store.sqlite.indexer import main; main()" DATA_DIR`.
 """
 
 from __future__ import annotations
@@ -82,8 +82,8 @@ class IndexerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pantau.store.sqlite.indexer", str(self.data_dir)],
-                                     stdin=subprocess.DEVNULL)
+        code = "from pantau.store.sqlite.indexer import main; main()"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(self.data_dir)], stdin=subprocess.DEVNULL)
 
     def ensure_running(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -101,6 +101,6 @@ class IndexerProcess:
             self.proc.wait()
 
 
-if __name__ == "__main__":
+def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run(Path(sys.argv[1]))

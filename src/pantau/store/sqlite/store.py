@@ -270,7 +270,7 @@ class SQLiteStore(Store):
             distinct: dict[Labels, None] = {}
             metadata: dict[str, MetricMetadata] = {}
             for _, batch in sample_batches:
-                distinct.update(dict.fromkeys(batch.labels))
+                distinct.update(dict.fromkeys(batch.series))
                 metadata.update(batch.metadata)
             ids = index.resolve(distinct)
             index.set_metadata(metadata.values())
@@ -285,7 +285,8 @@ class SQLiteStore(Store):
             n = len(batch)
             if n == 0:
                 continue
-            sids = np.fromiter((ids[lab] for lab in batch.labels), dtype=np.int64, count=n)
+            local = np.fromiter((ids[lab] for lab in batch.series), dtype=np.int64, count=len(batch.series))
+            sids = local[np.asarray(batch.ref, dtype=np.int64)]
             ts = np.asarray(batch.timestamp_ms, dtype=np.int64)
             vals = np.asarray(batch.value, dtype=np.float64)
             keys = ts // dur_ms
