@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+import orjson
+
 AttrValue = Any  # str | bool | int | float | bytes | list[AttrValue] | dict[str, AttrValue] | None
 Attributes = dict[str, AttrValue]
 
@@ -257,34 +259,50 @@ class LogBatch:
         return len(self.time_ns)
 
 
+def series_key(labels: Labels) -> str:
+    """The canonical text of a label set: the series' identity in the store (and its key in
+    dicts, where a str's hash is computed once while a tuple's is recomputed on every lookup)."""
+    return orjson.dumps(labels).decode()
+
+
 @dataclass(slots=True)
 class SampleBatch:
     """Metric samples of one export request, column by column.
 
-    `series` holds each distinct label set once; `ref[i]` says which one sample `i` belongs
-    to, so the store resolves a label set to a series id once per batch, not once per sample.
+    `series` / `series_key` hold each distinct label set once; `ref[i]` says which one sample
+    `i` belongs to, so the store resolves a series once per batch, not once per sample.
     """
 
     series: list[Labels] = field(default_factory=list)
+    series_key: list[str] = field(default_factory=list)
     ref: list[int] = field(default_factory=list)
     timestamp_ms: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     metadata: dict[str, MetricMetadata] = field(default_factory=dict)
-    _index: dict[Labels, int] = field(default_factory=dict, repr=False)
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.value)
 
-    def series_ref(self, labels: Labels) -> int:
-        """The position of `labels` in `series`, adding it if new."""
-        ref = self._index.get(labels)
+    def add_series(self, labels: Labels, key: str | None = None) -> int:
+        """The position of a label set in `series`, adding it if new."""
+        key = series_key(labels) if key is None else key
+        ref = self._index.get(key)
         if ref is None:
-            ref = self._index[labels] = len(self.series)
+            ref = self._index[key] = len(self.series)
             self.series.append(labels)
+            self.series_key.append(key)
+        return ref
+
+    def add_new_series(self, labels: Labels, key: str) -> int:
+        """Add a label set the caller knows is not in the batch yet (no duplicate check)."""
+        ref = self._index[key] = len(self.series)
+        self.series.append(labels)
+        self.series_key.append(key)
         return ref
 
     def append(self, labels: Labels, timestamp_ms: int, value: float) -> None:
-        self.ref.append(self.series_ref(labels))
+        self.ref.append(self.add_series(labels))
         self.timestamp_ms.append(timestamp_ms)
         self.value.append(value)
 

@@ -65,9 +65,11 @@ _SCHEMA: dict[str, list[tuple]] = {
         ("exponential_histogram", 10, MSG, None, "ExponentialHistogram"),
         ("summary", 11, MSG, None, "Summary"),
     ],
-    "Gauge": [("data_points", 1, MSG, R, "NumberDataPoint")],
+    # Number points stay raw: `pantau.otlp.metrics` reads their few fixed-size fields
+    # directly and uses the rest (the attributes) as the series' cache key.
+    "Gauge": [("data_points", 1, BYTES, R)],
     "Sum": [
-        ("data_points", 1, MSG, R, "NumberDataPoint"), ("aggregation_temporality", 2, I32),
+        ("data_points", 1, BYTES, R), ("aggregation_temporality", 2, I32),
         ("is_monotonic", 3, BOOL),
     ],
     "Histogram": [
@@ -131,6 +133,7 @@ def _build() -> dict[str, type[Message]]:
 _CLASSES = _build()
 
 TraceRequest = _CLASSES["TraceRequest"]
+NumberDataPoint = _CLASSES["NumberDataPoint"]
 LogsRequest = _CLASSES["LogsRequest"]
 MetricsRequest = _CLASSES["MetricsRequest"]
 RawKeyValues = _CLASSES["RawKeyValues"]

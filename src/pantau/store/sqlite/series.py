@@ -26,10 +26,6 @@ CREATE TABLE IF NOT EXISTS metadata(
 """
 
 
-def _encode(labels: Labels) -> str:
-    return orjson.dumps(labels).decode()
-
-
 def _decode(text: str) -> Labels:
     return tuple((k, v) for k, v in orjson.loads(text))
 
@@ -47,42 +43,41 @@ class SeriesIndex:
         self.conn = connect_writer(path, synchronous=synchronous)
         self.conn.executescript(SCHEMA)
         self._lock = threading.Lock()
-        self.ids: dict[Labels, int] = {}
+        self.ids: dict[str, int] = {}  # by series_key
         self.labels: dict[int, Labels] = {}
         self.by_name: dict[str, set[int]] = {}
         for sid, text in self.conn.execute("SELECT id, labels FROM series"):
-            self._remember(sid, _decode(text))
+            self._remember(sid, _decode(text), text)
         self._next_id = max(self.labels, default=0) + 1
         self._metadata: dict[str, MetricMetadata] = {
             m: MetricMetadata(m, t, h, u) for m, t, h, u in self.conn.execute("SELECT * FROM metadata")}
 
-    def _remember(self, sid: int, labels: Labels) -> None:
-        self.ids[labels] = sid
+    def _remember(self, sid: int, labels: Labels, key: str) -> None:
+        self.ids[key] = sid
         self.labels[sid] = labels
         name = next((v for k, v in labels if k == METRIC_NAME), "")
         self.by_name.setdefault(name, set()).add(sid)
 
     # --- writer side -----------------------------------------------------------------------
 
-    def resolve(self, label_sets: Iterable[Labels]) -> dict[Labels, int]:
-        """Ids of label sets, creating new series (inside a transaction the caller commits)."""
+    def resolve(self, series: dict[str, Labels]) -> dict[str, int]:
+        """Ids of series (by `series_key`), creating new ones inside a transaction the caller
+        commits (then calls `committed`)."""
         ids = self.ids
-        out: dict[Labels, int] = {}
-        new: list[tuple[int, Labels]] = []
-        for labels in label_sets:
-            sid = ids.get(labels)
+        out: dict[str, int] = {}
+        new: list[tuple[int, Labels, str]] = []
+        for key, labels in series.items():
+            sid = ids.get(key)
             if sid is None:
-                if labels in out:
-                    continue
                 sid = self._next_id
                 self._next_id += 1
-                new.append((sid, labels))
-            out[labels] = sid
+                new.append((sid, labels, key))
+            out[key] = sid
         if new:
             self.conn.executemany("INSERT INTO series(id, labels) VALUES (?, ?)",
-                                  ((sid, _encode(lab)) for sid, lab in new))
+                                  ((sid, key) for sid, _, key in new))
             self.conn.executemany("INSERT OR IGNORE INTO postings VALUES (?, ?, ?)",
-                                  ((k, v, sid) for sid, lab in new for k, v in lab))
+                                  ((k, v, sid) for sid, lab, _ in new for k, v in lab))
             self._pending = new
         return out
 
@@ -91,14 +86,14 @@ class SeriesIndex:
         new = getattr(self, "_pending", None)
         if new:
             with self._lock:
-                for sid, labels in new:
-                    self._remember(sid, labels)
+                for sid, labels, key in new:
+                    self._remember(sid, labels, key)
             self._pending = []
 
     def rolled_back(self) -> None:
         new = getattr(self, "_pending", None) or []
         if new:
-            self._next_id = min(sid for sid, _ in new)
+            self._next_id = min(sid for sid, _, _ in new)
         self._pending = []
 
     def set_metadata(self, items: Iterable[MetricMetadata]) -> None:

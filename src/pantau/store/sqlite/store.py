@@ -267,10 +267,10 @@ class SQLiteStore(Store):
         conn = index.conn
         conn.execute("BEGIN")
         try:
-            distinct: dict[Labels, None] = {}
+            distinct: dict[str, Labels] = {}
             metadata: dict[str, MetricMetadata] = {}
             for _, batch in sample_batches:
-                distinct.update(dict.fromkeys(batch.series))
+                distinct.update(zip(batch.series_key, batch.series, strict=True))
                 metadata.update(batch.metadata)
             ids = index.resolve(distinct)
             index.set_metadata(metadata.values())
@@ -285,7 +285,8 @@ class SQLiteStore(Store):
             n = len(batch)
             if n == 0:
                 continue
-            local = np.fromiter((ids[lab] for lab in batch.series), dtype=np.int64, count=len(batch.series))
+            local = np.fromiter((ids[key] for key in batch.series_key), dtype=np.int64,
+                                count=len(batch.series_key))
             sids = local[np.asarray(batch.ref, dtype=np.int64)]
             ts = np.asarray(batch.timestamp_ms, dtype=np.int64)
             vals = np.asarray(batch.value, dtype=np.float64)
