@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import uvicorn
 
 from pantau.config import PantauConfig
@@ -121,6 +122,10 @@ class Hub:
         # lock. With the default 5 ms switch interval the writer waits up to 5 ms each time it
         # comes back from SQLite, so commits stretch; 1 ms measured ~25% more ingest.
         sys.setswitchinterval(0.001)
+        # Query endpoints run in worker threads; each keeps its own SQLite read connections.
+        # Eight threads serve a dashboard's parallel queries without a connection set per
+        # thread of anyio's default forty.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 8
         cfg = self.config
         srv, lim = cfg.server, cfg.limits
         sockets: list[socket.socket] = []

@@ -153,26 +153,32 @@ def trace_id_scan(trace_column: str = "trace_id"):
 
 
 class BlockCache:
-    """Recently decoded blocks, shared by reader threads (trace lookups revisit blocks)."""
+    """Recently decoded blocks, shared by reader threads (trace lookups revisit blocks),
+    bounded by the bytes the decoded blocks hold."""
 
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity_bytes: int = 8 * 2**20) -> None:
+        self.capacity = capacity_bytes
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple, dict] = OrderedDict()
+        self._items: OrderedDict[tuple, tuple] = OrderedDict()
+        self._bytes = 0
 
-    def get(self, key: tuple) -> dict | None:
+    def get(self, key: tuple) -> tuple | None:
         with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: tuple, value: dict) -> None:
-        with self._lock:
-            self._items[key] = value
+            entry = self._items.get(key)
+            if entry is None:
+                return None
             self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            return entry[0]
+
+    def put(self, key: tuple, value: tuple, size: int) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.capacity and self._items:
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
 
 
 def load_blocks(conn: sqlite3.Connection, path: Path, blocks: Iterable[int], cache: BlockCache,
@@ -193,6 +199,14 @@ def load_blocks(conn: sqlite3.Connection, path: Path, blocks: Iterable[int], cac
         for b, service, cols, pays in conn.execute(
                 f"SELECT id, {what} FROM blocks WHERE id IN ({marks})", group):
             value = (service, colfmt.decode(cols), colfmt.decode(pays) if pays is not None else None)
-            cache.put((path, b, payloads), value)  # type: ignore[arg-type]
+            cache.put((path, b, payloads), value, _decoded_size(value))
             out[b] = value
     return out
+
+
+def _decoded_size(value: tuple) -> int:
+    size = 0
+    for cols in value[1:]:
+        for col in (cols or {}).values():
+            size += col.nbytes if isinstance(col, np.ndarray) else len(col.data) + col.offsets.nbytes
+    return size

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-# Big enough that a day's index pages stay in memory while writing; SQLite allocates lazily.
-_CACHE_KIB = 32 * 1024
+# Page caches per connection. Blocks are appended, so writers touch few pages again; readers
+# mostly read each block once. Small caches keep the hub's memory flat as data grows
+# (32 MiB writer caches measured +70 MB RSS after 1M log records for no speed gain).
+_WRITER_CACHE_KIB = 4 * 1024
+_READER_CACHE_KIB = 2 * 1024
 
 
 def connect_writer(path: Path, *, synchronous: str = "NORMAL", create: bool = True) -> sqlite3.Connection:
@@ -20,7 +23,7 @@ def connect_writer(path: Path, *, synchronous: str = "NORMAL", create: bool = Tr
     conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=not create)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+    conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
     conn.execute("PRAGMA temp_store=MEMORY")
     # Checkpoint less often than the default 1000 pages: fewer, larger sequential writes.
     conn.execute("PRAGMA wal_autocheckpoint=4000")
@@ -32,7 +35,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     """A connection for queries. Readers never block the writer in WAL mode."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                            check_same_thread=False)
-    conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB // 4}")
+    conn.execute(f"PRAGMA cache_size=-{_READER_CACHE_KIB}")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA query_only=1")
     return conn

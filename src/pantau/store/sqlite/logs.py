@@ -243,7 +243,7 @@ class LogReader:
     def __init__(self, parts: PartitionSet, pool: ReaderPool) -> None:
         self.parts = parts
         self.pool = pool
-        self.cache = blk.BlockCache(32)
+        self.cache = blk.BlockCache()
         self._refs: dict[tuple, bytes] = {}
 
     def _conn(self, part: Partition) -> sqlite3.Connection:

@@ -93,6 +93,7 @@ class SQLiteStore(Store):
                                  commit_seconds_buckets=dict.fromkeys(COMMIT_BUCKETS, 0))
         self._written: dict[str, int] = defaultdict(int)
         self._last_retention = 0.0
+        self._last_write = self._last_trim = 0.0
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class SQLiteStore(Store):
             log.exception("store maintenance failed")
 
     def _process(self, items: list) -> None:
+        self._last_write = time.monotonic()
         writes = [(batch, size, fut) for batch, size, fut in items if size]
         if writes:
             started = time.perf_counter()
@@ -322,6 +324,10 @@ class SQLiteStore(Store):
                 sample_store.sealed(state)
         if not final and time.monotonic() - self._last_retention >= self.options.retention_interval_s:
             self._apply_retention(time.time_ns())
+        now = time.monotonic()
+        if not final and now - self._last_write > 5 and now - self._last_trim > 10:
+            _release_free_memory()
+            self._last_trim = now
         if not final:
             self.indexer.ensure_running()
 
@@ -439,6 +445,16 @@ class SQLiteStore(Store):
         s.partitions_by_signal = {sig: len(parts.list()) for sig, parts in self.parts.items()}
         s.log_index_lag = self._index_lag()
         return s
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed after a burst back to the system (glibc keeps it otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _signal_of(batch: WriteBatch) -> str:
