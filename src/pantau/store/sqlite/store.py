@@ -100,6 +100,7 @@ class SQLiteStore(Store):
     def start(self) -> None:
         if self._started:
             return
+        self._apply_retention(time.time_ns())  # what expired while pantau was down
         for signal, parts in self.parts.items():
             for part in parts.list(newest_first=False):
                 self._init_partition(signal, part)
@@ -351,6 +352,7 @@ class SQLiteStore(Store):
                     parts.remove(part)
                     if part.state is not None:
                         part.state.conn.close()
+                        part.state = None
                     self.pool.mark_dropped(part.path)
                     for extra in part.extra_files:
                         self.pool.mark_dropped(extra)

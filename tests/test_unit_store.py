@@ -1,0 +1,197 @@
+"""The SQLite store's internals, through the store interface: trace-key runs, the sample head,
+retention, log search ordering and pagination."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pantau.model import SampleBatch, stale_marker
+from pantau.otlp.decode import Limits, OtlpDecoder
+from pantau.query.logsearch import parse_search
+from pantau.store.base import LogQuery, Matcher, TraceQuery
+from pantau.store.sqlite import SQLiteOptions, SQLiteStore
+from pantau.store.sqlite import trace_keys as tk
+from tests.conftest import wait_until
+from tests.otlp_factory import log_request, trace_request
+
+DAY = 86_400 * 10**9
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "data"))
+    s.start()
+    yield s
+    s.close()
+
+
+def decoder() -> OtlpDecoder:
+    return OtlpDecoder(Limits(max_age_ns=400 * DAY))
+
+
+def test_traces_are_found_across_flushed_and_compacted_runs(store, monkeypatch) -> None:
+    monkeypatch.setattr(tk, "FLUSH_ROWS", 64)
+    monkeypatch.setattr(tk, "MERGE_FANIN", 3)
+    dec = decoder()
+    ids = []
+    for i in range(40):
+        tid = os.urandom(16)
+        ids.append(tid)
+        store.write(dec.traces(trace_request(7, trace_id=tid, service=f"s{i % 3}").SerializeToString()).batch)
+        if i % 5 == 4:
+            store.maintain_now()
+    [part] = store.parts["spans"].list()
+    conn = sqlite3.connect(part.path)
+    levels = conn.execute("SELECT level, count(*) FROM spans_key_runs GROUP BY level").fetchall()
+    assert any(level >= 1 for level, _ in levels), levels  # runs were merged
+    for tid in ids:
+        spans = store.get_trace(tid)
+        assert len(spans) == 7 and {s.trace_id for s in spans} == {tid.hex()}
+    assert store.get_trace(os.urandom(16)) == []
+
+
+def test_trace_keys_survive_restart(tmp_path: Path) -> None:
+    dec = decoder()
+    first = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "d"))
+    first.start()
+    tid = os.urandom(16)
+    first.write(dec.traces(trace_request(3, trace_id=tid).SerializeToString()).batch)
+    first.close()
+    again = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "d"))
+    again.start()
+    try:
+        assert len(again.get_trace(tid)) == 3  # rebuilt from blocks no run covers yet
+    finally:
+        again.close()
+
+
+def test_trace_search_filters(store) -> None:
+    dec = decoder()
+    now = time.time_ns()
+    slow, fast = os.urandom(16), os.urandom(16)
+    req = trace_request(2, trace_id=slow, service="api", start_ns=now)
+    for s in req.resource_spans[0].scope_spans[0].spans:
+        s.end_time_unix_nano = s.start_time_unix_nano + 900_000_000
+    store.write(dec.traces(req.SerializeToString()).batch)
+    store.write(dec.traces(trace_request(2, trace_id=fast, service="api", start_ns=now).SerializeToString()).batch)
+    found = store.find_trace_ids(TraceQuery(service="api", min_duration_ns=500_000_000))
+    assert found == [slow]
+    assert set(store.find_trace_ids(TraceQuery(service="api"))) == {slow, fast}
+    assert store.find_trace_ids(TraceQuery(service="other")) == []
+    assert store.find_trace_ids(TraceQuery(service="api", operation="nope")) == []
+
+
+def test_samples_head_cut_replay_and_last_write_wins(tmp_path: Path) -> None:
+    opts = SQLiteOptions(data_dir=tmp_path / "d")
+    store = SQLiteStore(opts)
+    store.start()
+    base = time.time_ns() // 1_000_000 - 3_600_000
+    labels = (("__name__", "g"), ("job", "x"))
+
+    def batch(points):
+        b = SampleBatch()
+        for t, v in points:
+            b.append(labels, base + t, v)
+        return b
+
+    store.write(batch([(0, 1.0), (15_000, 2.0), (30_000, 3.0)]))
+    store.maintain_now(final=True)  # seal into chunks
+    store.write(batch([(45_000, 4.0), (15_000, 20.0)]))  # a later write for an older timestamp
+    [series] = store.select_samples([Matcher("__name__", "=", "g")], base, base + 60_000)
+    assert series.timestamps_ms.tolist() == [base, base + 15_000, base + 30_000, base + 45_000]
+    assert series.values.tolist() == [1.0, 20.0, 3.0, 4.0]
+    store.close()  # head cut on close; then reopen and read again
+    again = SQLiteStore(opts)
+    again.start()
+    try:
+        [series] = again.select_samples([Matcher("job", "=", "x")], base, base + 60_000)
+        assert series.values.tolist() == [1.0, 20.0, 3.0, 4.0]
+        assert again.label_values("job") == ["x"]
+        assert again.select_series([Matcher("__name__", "=~", "g|h")]) == [labels]
+    finally:
+        again.close()
+
+
+def test_samples_replayed_from_the_write_ahead_table_after_a_crash(tmp_path: Path) -> None:
+    opts = SQLiteOptions(data_dir=tmp_path / "d")
+    store = SQLiteStore(opts)
+    store.start()
+    base = time.time_ns() // 1_000_000
+    b = SampleBatch()
+    b.append((("__name__", "crash"),), base, 42.0)
+    b.append((("__name__", "crash"),), base + 1, stale_marker())
+    store.write(b)
+    # no close(): the head is never sealed, as after kill -9
+    again = SQLiteStore(opts)
+    again.start()
+    try:
+        [series] = again.select_samples([Matcher("__name__", "=", "crash")], base - 1, base + 1)
+        assert series.values[0] == 42.0 and np.isnan(series.values[1])
+    finally:
+        again.close()
+
+
+def test_retention_drops_whole_partitions_and_frees_disk(tmp_path: Path) -> None:
+    opts = SQLiteOptions(data_dir=tmp_path / "d", partition_seconds=60,
+                         retention_seconds={"spans": 120, "logs": 120, "metrics": 120})
+    store = SQLiteStore(opts)
+    store.start()
+    try:
+        dec = decoder()
+        now = time.time_ns()
+        old = now - 10 * 60 * 10**9
+        for t in (old, now):
+            store.write(dec.traces(trace_request(200, start_ns=t).SerializeToString()).batch)
+            store.write(dec.logs(log_request(200, time_ns=t).SerializeToString()).batch)
+        size_before = sum(f.stat().st_size for f in (tmp_path / "d").rglob("*") if f.is_file())
+        assert len(store.parts["spans"].list()) == 2 and len(store.parts["logs"].list()) == 2
+        dropped = store.enforce_retention(now)
+        assert dropped == 2
+        size_after = sum(f.stat().st_size for f in (tmp_path / "d").rglob("*") if f.is_file())
+        assert size_after < size_before
+        assert len(list((tmp_path / "d" / "spans").glob("*Z.db"))) == 1
+        assert len(list((tmp_path / "d" / "logs").glob("*.fts.db"))) == 1
+        assert len(store.search_logs(LogQuery(limit=1000)).records) == 200
+    finally:
+        store.close()
+
+
+def test_log_search_order_pagination_and_index_agreement(store) -> None:
+    dec = decoder()
+    now = time.time_ns() - 10**9
+    # two services, times interleaved and out of arrival order
+    store.write(dec.logs(log_request(300, service="a", time_ns=now, body="alpha event {i}").SerializeToString()).batch)
+    store.write(dec.logs(log_request(300, service="b", time_ns=now - 150_000, body="beta event {i}")
+                         .SerializeToString()).batch)
+    everything = []
+    cursor = None
+    while True:
+        page = store.search_logs(LogQuery(limit=70, cursor=cursor))
+        everything.extend(page.records)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    times = [r.timestamp_ns for r in everything]
+    assert len(everything) == 600 and times == sorted(times, reverse=True)
+    assert len({r.id for r in everything}) == 600
+    forward = store.search_logs(LogQuery(limit=600, newest_first=False)).records
+    assert [r.id for r in forward] == [r.id for r in reversed(everything)]
+
+    def search(text: str) -> list[str]:
+        return [r.body for r in store.search_logs(parse_search(text, LogQuery(limit=1000))).records]
+
+    unindexed = {q: search(q) for q in ("event", "alpha", '"beta event"', "service:a event 7*", "-alpha event")}
+    assert len(unindexed["event"]) == 600 and len(unindexed["alpha"]) == 300
+    assert len(unindexed['"beta event"']) == 300
+    assert all(b.startswith("alpha event 7") for b in unindexed["service:a event 7*"])
+    assert len(unindexed["-alpha event"]) == 300
+    # once the indexer has caught up, the same searches give the same answers from the index
+    assert wait_until(lambda: store.stats().log_index_lag == 0, timeout=30)
+    for q, expected in unindexed.items():
+        assert search(q) == expected, q
