@@ -300,7 +300,7 @@ def send_all(port: int, signal: str, bodies: list[bytes], concurrency: int) -> f
 
 def bench_ingest(args, workdir: Path) -> dict:
     results = {}
-    for signal in ("traces", "logs", "metrics"):
+    for signal in args.signals.split(","):
         floors, rates = [], []
         peak_rss = idle_rss = (0, 0)
         for rep in range(args.repeat):
@@ -445,6 +445,7 @@ def main() -> None:
     parser.add_argument("--query-logs", type=int, default=0, help="log records to store for the query benchmark")
     parser.add_argument("--query-spans", type=int, default=500_000, help="spans to store for the query benchmark")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--signals", default="traces,logs,metrics", help="comma-separated signals to ingest")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:

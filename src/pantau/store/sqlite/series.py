@@ -96,6 +96,9 @@ class SeriesIndex:
             self._next_id = min(sid for sid, _, _ in new)
         self._pending = []
 
+    def metadata_changed(self, items: Iterable[MetricMetadata]) -> bool:
+        return any(self._metadata.get(m.metric) != m for m in items)
+
     def set_metadata(self, items: Iterable[MetricMetadata]) -> None:
         changed = [m for m in items if self._metadata.get(m.metric) != m]
         if changed:

@@ -266,31 +266,39 @@ class SQLiteStore(Store):
             return _wrap(exc)
 
     def _resolve_series(self, sample_batches, sample_groups) -> None:
+        """Series ids of every sample; new series (and changed metadata) are written to the
+        index first, in their own transaction, so samples never refer to unknown series."""
         index = self.series
-        conn = index.conn
-        conn.execute("BEGIN")
-        try:
-            distinct: dict[str, Labels] = {}
-            metadata: dict[str, MetricMetadata] = {}
-            for _, batch in sample_batches:
-                distinct.update(zip(batch.series_key, batch.series, strict=True))
-                metadata.update(batch.metadata)
-            ids = index.resolve(distinct)
-            index.set_metadata(metadata.values())
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            index.rolled_back()
-            raise
-        index.committed()
+        known = index.ids.get
+        resolved = [[known(key) for key in batch.series_key] for _, batch in sample_batches]
+        missing: dict[str, Labels] = {}
+        metadata: dict[str, MetricMetadata] = {}
+        for (_, batch), ids in zip(sample_batches, resolved, strict=True):
+            if None in ids:
+                missing.update((k, lab) for k, lab, sid in zip(batch.series_key, batch.series, ids, strict=True)
+                               if sid is None)
+            metadata.update(batch.metadata)
+        if missing or index.metadata_changed(metadata.values()):
+            conn = index.conn
+            conn.execute("BEGIN")
+            try:
+                created = index.resolve(missing)
+                index.set_metadata(metadata.values())
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                index.rolled_back()
+                raise
+            index.committed()
+            for (_, batch), ids in zip(sample_batches, resolved, strict=True):
+                if None in ids:
+                    ids[:] = [created[k] if sid is None else sid
+                              for k, sid in zip(batch.series_key, ids, strict=True)]
         dur_ms = self.parts["metrics"].duration_ns // 1_000_000
-        for i, batch in sample_batches:
-            n = len(batch)
-            if n == 0:
+        for (i, batch), ids in zip(sample_batches, resolved, strict=True):
+            if not len(batch):
                 continue
-            local = np.fromiter((ids[key] for key in batch.series_key), dtype=np.int64,
-                                count=len(batch.series_key))
-            sids = local[np.asarray(batch.ref, dtype=np.int64)]
+            sids = np.asarray(ids, dtype=np.int64)[np.asarray(batch.ref, dtype=np.int64)]
             ts = np.asarray(batch.timestamp_ms, dtype=np.int64)
             vals = np.asarray(batch.value, dtype=np.float64)
             keys = ts // dur_ms
