@@ -6,6 +6,7 @@ Numbers are written as Prometheus writes them: sample values as strings in Go's 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import datetime
@@ -18,9 +19,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from pantau import __version__
-from pantau.query.promql import Engine, PromQLError, parse_selector
+from pantau.query.promql import Engine, Matrix, PromQLError, Vector, parse_selector
 from pantau.store.base import Matcher, Store
 
+log = logging.getLogger("pantau.web.prometheus")
 MIN_TIME_MS = -9223372036854775 // 1000 * 1000
 MAX_TIME_MS = 9223372036854775
 _MAX_POINTS = 11_000
@@ -126,6 +128,29 @@ def _series_json(labels) -> dict[str, str]:
     return dict(labels)
 
 
+def _api_error(exc: PromQLError) -> ApiError:
+    status = {"bad_data": 400, "execution": 422, "timeout": 503}.get(exc.error_type, 400)
+    return ApiError(str(exc), exc.error_type, status)
+
+
+def _vector_json(vec: Vector, t_ms: int) -> list[dict]:
+    stamp = format_timestamp(t_ms)
+    return [{"metric": _series_json(labels), "value": [stamp, format_value(float(vec.values[i, 0]))]}
+            for i, labels in enumerate(vec.labels) if vec.present[i, 0]]
+
+
+def _matrix_json(matrix: Matrix) -> list[dict]:
+    t = int(matrix.eval_times[0])
+    out = []
+    for s in sorted(matrix.series, key=lambda s: s.labels):
+        keep = (s.timestamps >= t - matrix.range_ms) & (s.timestamps <= t)
+        if keep.any():
+            out.append({"metric": _series_json(s.labels),
+                        "values": [[format_timestamp(int(ts)), format_value(float(v))]
+                                   for ts, v in zip(s.timestamps[keep], s.values[keep], strict=True)]})
+    return out
+
+
 def create_router(store: Store) -> APIRouter:
     router = APIRouter(tags=["prometheus"])
     engine = Engine(store)
@@ -195,23 +220,23 @@ def create_router(store: Store) -> APIRouter:
             if not params.get("query"):
                 raise ApiError('invalid parameter "query": query must not be empty')
             t = parse_time(params["time"][0], "time") if params.get("time") else time.time_ns() // 1_000_000
-            result_type, result = await run_in_threadpool(engine.instant, params["query"][0], t)
+            result = await run_in_threadpool(engine.instant, params["query"][0], t)
         except ApiError as exc:
             return _fail(exc)
         except PromQLError as exc:
-            return _fail(ApiError(str(exc)))
-        if result_type == "vector":
-            data = [{"metric": _series_json(s.labels),
-                     "value": [format_timestamp(s.timestamp_ms), format_value(s.value)]} for s in result]
-        elif result_type == "matrix":
-            data = [{"metric": _series_json(s.labels),
-                     "values": [[format_timestamp(int(ts)), format_value(float(v))]
-                                for ts, v in zip(s.timestamps_ms, s.values, strict=True)]} for s in result]
-        elif result_type == "scalar":
-            data = [format_timestamp(result[0]), format_value(result[1])]
+            return _fail(_api_error(exc))
+        except Exception as exc:  # a bug must still answer in Prometheus's shape
+            log.exception("query %r failed", params.get("query"))
+            return _fail(ApiError(f"internal error: {exc}", "internal", 500))
+        if result.kind == "vector":
+            data = _vector_json(result.value, result.time_ms)
+        elif result.kind == "matrix":
+            data = _matrix_json(result.value)
+        elif result.kind == "scalar":
+            data = [format_timestamp(result.time_ms), format_value(result.value)]
         else:
-            data = [format_timestamp(result[0]), result[1]]
-        return _ok({"resultType": result_type, "result": data})
+            data = [format_timestamp(result.time_ms), result.value]
+        return _ok({"resultType": result.kind, "result": data})
 
     async def query_range(request: Request) -> Response:
         try:
@@ -231,10 +256,17 @@ def create_router(store: Store) -> APIRouter:
         except ApiError as exc:
             return _fail(exc)
         except PromQLError as exc:
-            return _fail(ApiError(str(exc)))
-        data = [{"metric": _series_json(s.labels),
-                 "values": [[format_timestamp(int(ts)), format_value(float(v))]
-                            for ts, v in zip(s.timestamps_ms, s.values, strict=True)]} for s in result]
+            return _fail(_api_error(exc))
+        except Exception as exc:
+            log.exception("range query %r failed", params.get("query"))
+            return _fail(ApiError(f"internal error: {exc}", "internal", 500))
+        steps = np.arange(start, end + 1, step, dtype=np.int64)
+        data = []
+        for i, labels in enumerate(result.labels):
+            idx = np.flatnonzero(result.present[i])
+            data.append({"metric": _series_json(labels),
+                         "values": [[format_timestamp(int(steps[k])), format_value(float(result.values[i, k]))]
+                                    for k in idx.tolist()]})
         return _ok({"resultType": "matrix", "result": data})
 
     async def buildinfo() -> Response:
