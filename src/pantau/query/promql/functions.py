@@ -201,27 +201,34 @@ def _mean(window: np.ndarray) -> float:
     return mean
 
 
-def _minmax_windows(matrix: Matrix, pick) -> Vector:
+def _minmax_windows(matrix: Matrix, reduce) -> Vector:
+    """min/max over every window at once with a sparse table (doubling windows): each window
+    is covered by two precomputed power-of-two spans. `reduce` is np.fmin or np.fmax, which
+    ignore NaN unless a window holds only NaN, as Prometheus's loop does."""
+
     def compute(s: RangeSeries, lo, hi):
-        present = hi - lo > 0
+        length = hi - lo
+        present = length > 0
         out = np.zeros(len(lo))
+        if not present.any():
+            return out, present
         v = s.values
-        for i in np.flatnonzero(present).tolist():
-            window = v[lo[i]:hi[i]]
-            out[i] = pick(window)
+        levels = [v]
+        span = 1
+        longest = int(length.max())
+        while span * 2 <= longest:
+            prev = levels[-1]
+            levels.append(reduce(prev[:-span], prev[span:]))
+            span *= 2
+        j = np.zeros(len(lo), dtype=np.int64)
+        j[present] = np.floor(np.log2(length[present])).astype(np.int64)
+        for level in np.unique(j[present]).tolist():
+            sel = present & (j == level)
+            table = levels[level]
+            out[sel] = reduce(table[lo[sel]], table[hi[sel] - (1 << level)])
         return out, present
 
     return _over_time(matrix, compute)
-
-
-def _min(window: np.ndarray) -> float:
-    valid = window[~np.isnan(window)]
-    return float(valid.min()) if len(valid) else math.nan
-
-
-def _max(window: np.ndarray) -> float:
-    valid = window[~np.isnan(window)]
-    return float(valid.max()) if len(valid) else math.nan
 
 
 def _variance(values: list[float]) -> float:
@@ -492,9 +499,9 @@ def call(engine, node, ctx):
     if name in ("sum_over_time", "avg_over_time", "count_over_time"):
         return _sum_windows(_matrix_arg(engine, args[0], ctx, name), name.split("_")[0])
     if name == "min_over_time":
-        return _minmax_windows(_matrix_arg(engine, args[0], ctx, name), _min)
+        return _minmax_windows(_matrix_arg(engine, args[0], ctx, name), np.fmin)
     if name == "max_over_time":
-        return _minmax_windows(_matrix_arg(engine, args[0], ctx, name), _max)
+        return _minmax_windows(_matrix_arg(engine, args[0], ctx, name), np.fmax)
     if name == "last_over_time":
         return _over_time(_matrix_arg(engine, args[0], ctx, name),
                           lambda s, lo, hi: (s.values[np.maximum(hi - 1, 0)], hi > lo), keep_name=True)
