@@ -75,7 +75,9 @@ class ServerConfig(_Strict):
 class RetentionConfig(_Strict):
     spans: Duration = 30 * 86400
     logs: Duration = 30 * 86400
-    metrics: Duration = 30 * 86400
+    metrics: Duration = Field(30 * 86400, description="raw samples")
+    metrics_1m: Duration = Field(90 * 86400, description="1-minute rollups (long-range queries)")
+    metrics_1h: Duration = Field(365 * 86400, description="1-hour rollups")
 
 
 class StorageConfig(_Strict):

@@ -108,7 +108,7 @@ class Hub:
 
     def _build_store(self) -> Store:
         st = self.config.storage
-        retention = {"spans": st.retention.spans, "logs": st.retention.logs, "metrics": st.retention.metrics}
+        retention = st.retention.model_dump()
         return SQLiteStore(SQLiteOptions(
             data_dir=st.data_dir,
             partition_seconds=int(st.partition),

@@ -83,6 +83,23 @@ class SeriesSamples:
     values: np.ndarray  # float64
 
 
+@dataclass(slots=True)
+class RollupSeries:
+    """Downsampled samples of one series: one row per bucket (see `Store.select_rollups`)."""
+
+    labels: Labels
+    bucket_ms: np.ndarray  # bucket start
+    count: np.ndarray
+    sum: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    first: np.ndarray  # the bucket's first value ...
+    first_ms: np.ndarray  # ... and its timestamp
+    last: np.ndarray  # the bucket's last value ...
+    last_ms: np.ndarray  # ... and its timestamp
+    increase: np.ndarray  # counter increase into and within the bucket (drops count as resets)
+
+
 # --- traces ----------------------------------------------------------------------------------
 
 
@@ -231,6 +248,12 @@ class Store(ABC):
     def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
                        end_ms: int) -> list[SeriesSamples]:
         """Raw samples with `start_ms <= t <= end_ms` of every series the matchers select."""
+
+    @abstractmethod
+    def select_rollups(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                       resolution_ms: int) -> list[RollupSeries]:
+        """Downsampled rows (1 min or 1 h buckets) for long-range queries; an approximation of
+        the raw data, as in Thanos: windows are made of whole buckets."""
 
     @abstractmethod
     def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]: ...

@@ -128,6 +128,21 @@ def _series_json(labels) -> dict[str, str]:
     return dict(labels)
 
 
+def _max_resolution(text: str) -> int | None:
+    """Thanos's `max_source_resolution`: `raw` (or 0s), `1m`, `1h`, or `auto` (the default)."""
+    value = text.strip().lower()
+    if value in ("auto", ""):
+        return None
+    if value in ("raw", "0", "0s"):
+        return 0
+    from pantau.config import parse_duration
+
+    try:
+        return int(parse_duration(value) * 1000)
+    except ValueError:
+        raise ApiError(f'invalid parameter "max_source_resolution": {text!r} (use raw, 1m, 1h or auto)') from None
+
+
 def _api_error(exc: PromQLError) -> ApiError:
     status = {"bad_data": 400, "execution": 422, "timeout": 503}.get(exc.error_type, 400)
     return ApiError(str(exc), exc.error_type, status)
@@ -252,7 +267,8 @@ def create_router(store: Store) -> APIRouter:
             if (end - start) // step + 1 > _MAX_POINTS:
                 raise ApiError("exceeded maximum resolution of 11,000 points per timeseries. "
                                "Try decreasing the query resolution (?step=XX)")
-            result = await run_in_threadpool(engine.range, params["query"][0], start, end, step)
+            max_resolution = _max_resolution(params.get("max_source_resolution", ["auto"])[0])
+            result = await run_in_threadpool(engine.range, params["query"][0], start, end, step, max_resolution)
         except ApiError as exc:
             return _fail(exc)
         except PromQLError as exc:

@@ -33,6 +33,8 @@ from pantau.store.base import Matcher, Store
 
 LOOKBACK_MS = 5 * 60 * 1000
 DEFAULT_SUBQUERY_STEP_MS = 60 * 1000
+# Ranges at least this long may be answered from downsampled data (see resolution_for).
+DOWNSAMPLE_AFTER_MS = 24 * 3600 * 1000
 MAX_SAMPLES = 50_000_000
 TIMEOUT_S = 120.0
 
@@ -83,6 +85,8 @@ class _Context:
     deadline: float
     samples: int = 0
     fetched: dict = field(default_factory=dict)
+    # > 0: read downsampled data at this resolution (long-range queries with large steps)
+    resolution: int = 0
 
 
 @dataclass
@@ -94,8 +98,9 @@ class InstantResult:
 
 class Engine:
     def __init__(self, store: Store, lookback_ms: int = LOOKBACK_MS, max_samples: int = MAX_SAMPLES,
-                 timeout_s: float = TIMEOUT_S) -> None:
+                 timeout_s: float = TIMEOUT_S, downsampling: bool = True) -> None:
         self.store = store
+        self.downsampling = downsampling
         self.lookback_ms = lookback_ms
         self.max_samples = max_samples
         self.timeout_s = timeout_s
@@ -118,10 +123,19 @@ class Engine:
             return InstantResult("scalar", float(value.values[0]), t_ms)
         return InstantResult("string", value.value, t_ms)
 
-    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Vector:
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int,
+              max_resolution_ms: int | None = None) -> Vector:
+        """Evaluate at every step. Long ranges with large steps read downsampled data unless
+        `max_resolution_ms` is 0 (raw only); it caps the resolution used."""
         node = parse(query)
         steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
         ctx = self._context(steps, start_ms, end_ms)
+        if self.downsampling and end_ms - start_ms >= DOWNSAMPLE_AFTER_MS:
+            ctx.resolution = resolution_for(step_ms)
+        if max_resolution_ms is not None:
+            ctx.resolution = min(ctx.resolution, max_resolution_ms) if max_resolution_ms else 0
+            if ctx.resolution and ctx.resolution not in (60_000, 3_600_000):
+                ctx.resolution = 60_000
         value = self.eval(node, ctx)
         if isinstance(value, Scalar):
             return Vector([()], value.values[None, :], np.ones((1, len(steps)), dtype=bool))
@@ -194,9 +208,30 @@ class Engine:
         ctx.fetched[key] = series
         return series
 
+    def fetch_rollups(self, selector, ctx: _Context, start: int, end: int) -> list:
+        key = ("rollup", ctx.resolution, tuple((m.name, m.op, m.value) for m in selector_matchers(selector)),
+               start, end)
+        cached = ctx.fetched.get(key)
+        if cached is None:
+            cached = ctx.fetched[key] = self.store.select_rollups(selector_matchers(selector), start, end,
+                                                                 ctx.resolution)
+            ctx.samples += sum(len(s.bucket_ms) for s in cached)
+            if ctx.samples > self.max_samples:
+                raise TooManySamples("query processing would load too many samples into memory in query execution")
+        return cached
+
     def vector_selector(self, node, ctx: _Context) -> Vector:
         times = self.eval_times(node, ctx)
-        series = self.fetch(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
+        if ctx.resolution:
+            rows = self.fetch_rollups(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
+            # each bucket's first and last sample, in time order: exact at bucket boundaries
+            series = []
+            for r in rows:
+                stamps = np.column_stack((r.first_ms, r.last_ms)).ravel()
+                values = np.column_stack((r.first, r.last)).ravel()
+                series.append(RangeSeries(r.labels, stamps, values))
+        else:
+            series = self.fetch(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
         n = len(ctx.steps)
         labels: list[Labels] = []
         values = np.empty((len(series), n))
@@ -241,7 +276,8 @@ class Engine:
         inner_steps = np.arange(first, int(times.max()) + 1, step_ms, dtype=np.int64)
         if not len(inner_steps):
             return Matrix([], times, range_ms)
-        inner_ctx = _Context(inner_steps, ctx.start, ctx.end, ctx.deadline, ctx.samples, ctx.fetched)
+        inner_ctx = _Context(inner_steps, ctx.start, ctx.end, ctx.deadline, ctx.samples, ctx.fetched,
+                             resolution_for(step_ms) if ctx.resolution else 0)
         value = self.eval(node.expr, inner_ctx)
         ctx.samples = inner_ctx.samples
         if isinstance(value, Scalar):
@@ -256,6 +292,16 @@ class Engine:
             if keep.any():
                 series.append(RangeSeries(labels, inner_steps[keep], value.values[i][keep]))
         return Matrix(series, times, range_ms)
+
+
+def resolution_for(step_ms: int) -> int:
+    """Downsampled resolution for a long range query's step: hourly buckets from hourly
+    steps on, minute buckets from five-minute steps on."""
+    if step_ms >= 3_600_000:
+        return 3_600_000
+    if step_ms >= 5 * 60_000:
+        return 60_000
+    return 0
 
 
 def _type_name(value) -> str:

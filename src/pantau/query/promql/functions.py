@@ -488,10 +488,71 @@ _SIMPLE = {
 _TIME_PARTS = {"minute", "hour", "day_of_week", "day_of_month", "day_of_year", "days_in_month", "month", "year"}
 
 
+_ROLLUP_FUNCS = {"rate", "increase", "sum_over_time", "count_over_time", "avg_over_time", "min_over_time",
+                 "max_over_time", "last_over_time", "present_over_time"}
+
+
+def _rollup_call(engine, name: str, node, ctx) -> Vector | None:
+    """Range functions answered from downsampled buckets (whole buckets whose last sample falls
+    in the window), or None when the query must read raw samples."""
+    arg = node
+    while type(arg).__name__ == "ParenExpr":
+        arg = arg.expr
+    if type(arg).__name__ != "MatrixSelector":
+        return None
+    range_ms = round(arg.range.total_seconds() * 1000)
+    if range_ms < ctx.resolution:
+        return None
+    selector = arg.vector_selector
+    times = engine.eval_times(selector, ctx)
+    rows = engine.fetch_rollups(selector, ctx, int(times.min()) - range_ms, int(times.max()))
+    labels, values, presents = [], [], []
+    for r in rows:
+        lo = np.searchsorted(r.last_ms, times - range_ms, side="left")
+        hi = np.searchsorted(r.last_ms, times, side="right")
+        count = _prefix(r.count.astype(float))
+        n_samples = count[hi] - count[lo]
+        present = hi > lo
+        with np.errstate(all="ignore"):
+            if name in ("rate", "increase"):
+                inc = _prefix(r.increase)
+                value = inc[hi] - inc[lo]
+                if name == "rate":
+                    value = value / (range_ms / 1000)
+                present &= n_samples >= 2
+            elif name in ("sum_over_time", "avg_over_time"):
+                total = _prefix(r.sum)
+                value = total[hi] - total[lo]
+                if name == "avg_over_time":
+                    value = value / np.maximum(n_samples, 1)
+            elif name == "count_over_time":
+                value = n_samples
+            elif name in ("min_over_time", "max_over_time"):
+                reduce = np.fmin if name == "min_over_time" else np.fmax
+                source = r.min if name == "min_over_time" else r.max
+                value = np.array([reduce.reduce(source[a:b]) if b > a else np.nan
+                                  for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+            elif name == "last_over_time":
+                value = r.last[np.maximum(hi - 1, 0)]
+            else:
+                value = np.ones(len(times))
+        if present.any():
+            labels.append(r.labels if name == "last_over_time" else drop_name(r.labels))
+            values.append(value)
+            presents.append(present)
+    if not labels:
+        return Vector.empty(len(ctx.steps))
+    return Vector(labels, np.vstack(values), np.vstack(presents))
+
+
 def call(engine, node, ctx):
     name = node.func.name
     args = node.args
     n = len(ctx.steps)
+    if ctx.resolution and name in _ROLLUP_FUNCS:
+        answered = _rollup_call(engine, name, args[0], ctx)
+        if answered is not None:
+            return answered
     if name in ("rate", "increase", "delta"):
         return _extrapolated_rate(_matrix_arg(engine, args[0], ctx, name), name != "delta", name == "rate")
     if name in ("irate", "idelta"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pantau.store.sqlite import chunks
+from pantau.store.sqlite import chunks, rollups
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
 
 SCHEMA = """
@@ -151,31 +151,45 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     return sids, ts, vals
 
 
-def cut(state: SamplePartition) -> int:
-    """Seal the head into chunks (inside the caller's transaction). Returns the WAL id sealed;
-    call `sealed(state, id)` after the commit."""
+@dataclass
+class Cut:
+    """The head's samples, merged and sorted by series then time, ready to be sealed."""
+
+    upto: int  # last WAL id included
+    number: int
+    sids: np.ndarray
+    ts: np.ndarray
+    values: np.ndarray
+    starts: np.ndarray  # per series: first index
+    ends: np.ndarray  # per series: one past the last index
+
+
+def prepare_cut(state: SamplePartition) -> Cut | None:
     _, entries, _ = state.head.snapshot()
     if not entries:
-        return 0
-    upto = entries[-1][0]
+        return None
     sids, ts, vals = _merge([(e[1], e[2], e[3]) for e in entries])
-    cut_no = state.cuts + 1
     bounds = np.flatnonzero(np.diff(sids)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(sids)]))
+    return Cut(entries[-1][0], state.cuts + 1, sids, ts, vals, np.concatenate(([0], bounds)),
+               np.concatenate((bounds, [len(sids)])))
+
+
+def write_cut(state: SamplePartition, cut: Cut) -> None:
+    """Seal a prepared cut into chunks (inside the caller's transaction); call `sealed` after
+    the commit."""
+    sids, ts, vals = cut.sids, cut.ts, cut.values
     conn = state.conn
     conn.executemany(
         "INSERT INTO chunks(series_id, t_min, cut, t_max, n, data) VALUES (?,?,?,?,?,?)",
-        ((int(sids[a]), int(ts[a]), cut_no, int(ts[b - 1]), int(b - a), chunks.encode(ts[a:b], vals[a:b]))
-         for a, b in zip(starts.tolist(), ends.tolist(), strict=True)))
+        ((int(sids[a]), int(ts[a]), cut.number, int(ts[b - 1]), int(b - a), chunks.encode(ts[a:b], vals[a:b]))
+         for a, b in zip(cut.starts.tolist(), cut.ends.tolist(), strict=True)))
     new_series = set(np.unique(sids).tolist()) - state.known_series
     if new_series:
         conn.executemany("INSERT OR IGNORE INTO partition_series VALUES (?)", ((s,) for s in new_series))
-    conn.execute("DELETE FROM sample_wal WHERE id <= ?", (upto,))
-    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'sealed_upto'", (upto,))
-    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'cuts'", (cut_no,))
-    state._cut_pending = (upto, cut_no, new_series)  # type: ignore[attr-defined]
-    return upto
+    conn.execute("DELETE FROM sample_wal WHERE id <= ?", (cut.upto,))
+    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'sealed_upto'", (cut.upto,))
+    conn.execute("UPDATE sample_meta SET v = ? WHERE k = 'cuts'", (cut.number,))
+    state._cut_pending = (cut.upto, cut.number, new_series)  # type: ignore[attr-defined]
 
 
 def sealed(state: SamplePartition) -> None:
@@ -226,15 +240,12 @@ class SampleReader:
 
     def _select_partition(self, part: Partition, wanted: list[int], start_ms: int, end_ms: int,
                           pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> None:
-        state: SamplePartition = part.state
         conn = self.pool.get(part.path)
-        wanted_arr = np.asarray(wanted, dtype=np.int64)
         # Per series, the pieces in write order (chunks by cut, then the head) so that merging
         # keeps the last written value of a duplicated timestamp.
         local: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         conn.execute("BEGIN")
         try:
-            sealed_upto = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
             for i in range(0, len(wanted), _IN_CHUNK):
                 group = wanted[i:i + _IN_CHUNK]
                 marks = ",".join("?" * len(group))
@@ -246,28 +257,78 @@ class SampleReader:
                     sel = (ts >= start_ms) & (ts <= end_ms)
                     if sel.any():
                         local.setdefault(sid, []).append((ts[sel], vals[sel]))
-            base, entries, _ = state.head.snapshot()
-            recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            if sealed_upto < base:
-                for (blob,) in conn.execute(
-                        "SELECT data FROM sample_wal WHERE id > ? AND id <= ? ORDER BY id",
-                        (sealed_upto, base)):
-                    recent.append(chunks.unpack_wal(blob))
-            recent.extend((e[1], e[2], e[3]) for e in entries if e[0] > sealed_upto)
+            for sid, piece in self._unsealed(conn, part, wanted, start_ms, end_ms).items():
+                local.setdefault(sid, []).append(piece)
         finally:
             conn.execute("COMMIT")
-        if recent:
-            sids = np.concatenate([r[0] for r in recent])
-            ts = np.concatenate([r[1] for r in recent])
-            vals = np.concatenate([r[2] for r in recent])
-            sel = np.isin(sids, wanted_arr) & (ts >= start_ms) & (ts <= end_ms)
-            if sel.any():
-                sids, ts, vals = sids[sel], ts[sel], vals[sel]
-                order = np.argsort(sids, kind="stable")
-                sids, ts, vals = sids[order], ts[order], vals[order]
-                bounds = np.flatnonzero(np.diff(sids)) + 1
-                for a, b in zip(np.concatenate(([0], bounds)).tolist(),
-                                np.concatenate((bounds, [len(sids)])).tolist(), strict=True):
-                    local.setdefault(int(sids[a]), []).append((ts[a:b], vals[a:b]))
         for sid, plist in local.items():
             pieces.setdefault(sid, []).extend(plist)
+
+    def _unsealed(self, conn: sqlite3.Connection, part: Partition, wanted: list[int], start_ms: int,
+                  end_ms: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Samples not yet sealed into chunks, per series (call inside a read transaction):
+        from the head, or from the write-ahead rows if the head moved on since the snapshot."""
+        state: SamplePartition = part.state
+        sealed_upto = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
+        base, entries, _ = state.head.snapshot()
+        recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if sealed_upto < base:
+            for (blob,) in conn.execute("SELECT data FROM sample_wal WHERE id > ? AND id <= ? ORDER BY id",
+                                        (sealed_upto, base)):
+                recent.append(chunks.unpack_wal(blob))
+        recent.extend((e[1], e[2], e[3]) for e in entries if e[0] > sealed_upto)
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if not recent:
+            return out
+        sids = np.concatenate([r[0] for r in recent])
+        ts = np.concatenate([r[1] for r in recent])
+        vals = np.concatenate([r[2] for r in recent])
+        sel = np.isin(sids, np.asarray(wanted, dtype=np.int64)) & (ts >= start_ms) & (ts <= end_ms)
+        if not sel.any():
+            return out
+        sids, ts, vals = _merge([(sids[sel], ts[sel], vals[sel])])
+        bounds = np.flatnonzero(np.diff(sids)) + 1
+        for a, b in zip(np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [len(sids)])).tolist(),
+                        strict=True):
+            out[int(sids[a])] = (ts[a:b], vals[a:b])
+        return out
+
+    def select_rollups(self, ids, start_ms: int, end_ms: int, rollup_parts: PartitionSet,
+                       resolution: int) -> dict[int, dict[str, np.ndarray]]:
+        """Bucket aggregates per series: stored rows of sealed data plus rows summarised on the
+        fly from samples not sealed yet."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        lo = start_ms - resolution  # one bucket more, for the increase into the first one
+        found: dict[int, list[dict[str, np.ndarray]]] = {}
+        start_ns, end_ns = lo * 1_000_000, end_ms * 1_000_000 + 999_999
+        for part in rollup_parts.list(start_ns, end_ns, newest_first=False):
+            if part.state is None:
+                continue
+            conn = self.pool.get(part.path)
+            for i in range(0, len(wanted), _IN_CHUNK):
+                group = wanted[i:i + _IN_CHUNK]
+                marks = ",".join("?" * len(group))
+                for sid, blob in conn.execute(
+                        f"SELECT series_id, data FROM rollups WHERE series_id IN ({marks}) "
+                        f"AND t_max >= ? AND t_min <= ?", (*group, lo, end_ms)):
+                    found.setdefault(sid, []).append(rollups.decode(blob))
+        for part in self._parts(lo, end_ms):
+            conn = self.pool.get(part.path)
+            conn.execute("BEGIN")
+            try:
+                unsealed = self._unsealed(conn, part, wanted, lo, end_ms)
+            finally:
+                conn.execute("COMMIT")
+            for sid, (ts, vals) in unsealed.items():
+                rows = rollups.summarise(ts, vals, resolution)
+                if rows is not None:
+                    found.setdefault(sid, []).append(rows)
+        out = {}
+        for sid, parts in found.items():
+            merged = rollups.merge(parts)
+            if merged is not None:
+                sel = (merged["last_ts"] >= lo) & (merged["bucket"] <= end_ms)
+                out[sid] = {f: v[sel] for f, v in merged.items()}
+        return out

@@ -34,6 +34,7 @@ from pantau.store.base import (
     LogQuery,
     Matcher,
     Operation,
+    RollupSeries,
     SeriesSamples,
     Store,
     StoreError,
@@ -42,6 +43,7 @@ from pantau.store.base import (
     WriteBatch,
 )
 from pantau.store.sqlite import logs as log_store
+from pantau.store.sqlite import rollups
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
 from pantau.store.sqlite.db import connect_writer
@@ -54,7 +56,8 @@ from pantau.store.sqlite.trace_keys import TraceKeyIndex
 log = logging.getLogger("pantau.store")
 
 DAY_S = 86_400
-SIGNALS = ("spans", "logs", "metrics")
+SIGNALS = ("spans", "logs", "metrics", "metrics_1m", "metrics_1h")
+DEFAULT_RETENTION_DAYS = {"spans": 30, "logs": 30, "metrics": 30, "metrics_1m": 90, "metrics_1h": 365}
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf"))
 
 
@@ -63,12 +66,16 @@ class SQLiteOptions:
     data_dir: Path
     partition_seconds: int = DAY_S
     retention_seconds: dict[str, int] = field(
-        default_factory=lambda: {s: 30 * DAY_S for s in SIGNALS})
+        default_factory=lambda: {s: days * DAY_S for s, days in DEFAULT_RETENTION_DAYS.items()})
     queue_capacity: int = 1_000_000
     max_commit_items: int = 100_000
     synchronous: str = "NORMAL"
     maintenance_interval_s: float = 1.0
     retention_interval_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        defaults = {s: days * DAY_S for s, days in DEFAULT_RETENTION_DAYS.items()}
+        self.retention_seconds = {**defaults, **self.retention_seconds}
 
 
 class SQLiteStore(Store):
@@ -140,8 +147,10 @@ class SQLiteStore(Store):
         elif signal == "logs":
             part.state = log_store.open_partition(conn, part.path, log_store.new_index())
             part.extra_files = [log_store.fts_path(part.path)]
-        else:
+        elif signal == "metrics":
             part.state = sample_store.open_partition(conn)
+        else:
+            part.state = rollups.open_partition(conn)
 
     def _partition(self, signal: str, key: int) -> Partition:
         return self.parts[signal].get_or_create(key, lambda p: self._init_partition(signal, p))
@@ -328,9 +337,8 @@ class SQLiteStore(Store):
                     self._flush_keys(part, keys)
         for part in self.parts["metrics"].list():
             state = part.state
-            if sample_store.should_cut(state, force=final) and \
-                    self._transaction(part, lambda s=state: sample_store.cut(s)) is None:
-                sample_store.sealed(state)
+            if sample_store.should_cut(state, force=final):
+                self._seal(part, state)
         if not final and time.monotonic() - self._last_retention >= self.options.retention_interval_s:
             self._apply_retention(time.time_ns())
         now = time.monotonic()
@@ -339,6 +347,20 @@ class SQLiteStore(Store):
             self._last_trim = now
         if not final:
             self.indexer.ensure_running()
+
+    def _seal(self, part: Partition, state: sample_store.SamplePartition) -> None:
+        """Seal the head of a metrics partition: downsampled rows first (keyed by this cut, so
+        a retry after a crash replaces them), then the chunks, each in its own transaction."""
+        cut = sample_store.prepare_cut(state)
+        if cut is None:
+            return
+        for name in rollups.RESOLUTIONS:
+            touched = rollups.write_cut(self.parts[name], name, part.key, cut.number, cut.sids, cut.ts,
+                                        cut.values, cut.starts, cut.ends, self._partition)
+            for rollup_part in touched:
+                rollup_part.state.conn.execute("COMMIT")
+        if self._transaction(part, lambda: sample_store.write_cut(state, cut)) is None:
+            sample_store.sealed(state)
 
     def _flush_keys(self, part: Partition, keys: TraceKeyIndex) -> None:
         conn = part.state.conn
@@ -426,6 +448,21 @@ class SQLiteStore(Store):
         ids = self._matching_ids(matchers, start_ms, end_ms)
         data = self.sample_reader.select(ids, start_ms, end_ms)
         out = [SeriesSamples(self.series.labels[sid], ts, vals) for sid, (ts, vals) in data.items()]
+        out.sort(key=lambda s: s.labels)
+        return out
+
+    def select_rollups(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
+                       resolution_ms: int) -> list[RollupSeries]:
+        name = next((n for n, r in rollups.RESOLUTIONS.items() if r == resolution_ms), None)
+        if name is None:
+            raise StoreError(f"no downsampled data at {resolution_ms} ms resolution")
+        ids = self._matching_ids(matchers, start_ms, end_ms)
+        if not ids:  # series whose raw partitions are gone may live on in rollups
+            ids = self.series.match(matchers) if matchers else self.series.all_ids()
+        data = self.sample_reader.select_rollups(ids, start_ms, end_ms, self.parts[name], resolution_ms)
+        out = [RollupSeries(self.series.labels[sid], rows["bucket"], rows["count"], rows["sum"], rows["min"],
+                            rows["max"], rows["first"], rows["first_ts"], rows["last"], rows["last_ts"], rows["inc"])
+               for sid, rows in data.items() if len(rows["bucket"])]
         out.sort(key=lambda s: s.labels)
         return out
 

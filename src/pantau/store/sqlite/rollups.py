@@ -1,0 +1,148 @@
+"""Downsampled samples: per-series aggregates over 1-minute and 1-hour buckets.
+
+A 30-day dashboard at one-hour steps should not read 170,000 raw samples per series. When
+the head is sealed, each series' new samples are also summarised per bucket (count, sum, min,
+max, first, last, and the counter increase within the bucket), as Thanos's downsampling
+does, and kept in partitions of their own so each resolution has its own retention.
+
+Rows are keyed by the raw partition and cut they came from, so sealing the same samples
+again after a crash replaces them instead of counting them twice. At read time the rows of a
+series are put in time order; increases across row boundaries (the step from one row's last
+sample to the next row's first) are added, and rows of the same bucket are merged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from pantau.model import STALE_NAN_BITS
+from pantau.store.sqlite import columns as colfmt
+
+RESOLUTIONS = {"metrics_1m": 60_000, "metrics_1h": 3_600_000}
+FIELDS = ("bucket", "count", "sum", "min", "max", "first", "first_ts", "last", "last_ts", "inc")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollups(
+    series_id INTEGER NOT NULL, source INTEGER NOT NULL, cut INTEGER NOT NULL,
+    t_min INTEGER NOT NULL, t_max INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY(series_id, source, cut)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rollups_time ON rollups(series_id, t_max);
+"""
+
+
+@dataclass
+class RollupPartition:
+    conn: sqlite3.Connection
+
+
+def open_partition(conn: sqlite3.Connection) -> RollupPartition:
+    conn.executescript(SCHEMA)
+    return RollupPartition(conn)
+
+
+def _increases(values: np.ndarray) -> np.ndarray:
+    """Counter-style increase from each sample to the next: a drop is a reset, so the
+    increase is the new value (what rate() assumes)."""
+    if len(values) < 2:
+        return np.zeros(0)
+    d = np.diff(values)
+    step = np.where(d >= 0, d, values[1:])
+    return np.where(np.isnan(step), 0.0, step)
+
+
+def summarise(ts: np.ndarray, values: np.ndarray, resolution: int) -> dict[str, np.ndarray] | None:
+    """Bucket aggregates of one series' samples (sorted by time); staleness markers skipped."""
+    keep = values.view(np.uint64) != STALE_NAN_BITS
+    ts, values = ts[keep], values[keep]
+    if not len(ts):
+        return None
+    bucket = ts // resolution * resolution
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], len(ts)]
+    prefix = np.r_[0.0, np.cumsum(_increases(values))]
+    return {
+        "bucket": bucket[starts],
+        "count": (ends - starts).astype(np.int64),
+        "sum": np.add.reduceat(values, starts),
+        "min": np.fmin.reduceat(values, starts),
+        "max": np.fmax.reduceat(values, starts),
+        "first": values[starts],
+        "first_ts": ts[starts],
+        "last": values[ends - 1],
+        "last_ts": ts[ends - 1],
+        "inc": prefix[ends - 1] - prefix[starts],
+    }
+
+
+def encode(rows: dict[str, np.ndarray]) -> bytes:
+    return colfmt.encode(rows)
+
+
+def decode(blob: bytes) -> dict[str, np.ndarray]:
+    return colfmt.decode(blob)  # type: ignore[return-value]
+
+
+def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
+    """One series' rows from several cuts: time-ordered, boundary increases added, rows of
+    the same bucket combined."""
+    parts = [p for p in parts if p is not None and len(p["bucket"])]
+    if not parts:
+        return None
+    rows = {f: np.concatenate([p[f] for p in parts]) for f in FIELDS}
+    order = np.lexsort((rows["first_ts"], rows["bucket"]))
+    rows = {f: v[order] for f, v in rows.items()}
+    inc = rows["inc"].astype(float).copy()
+    if len(inc) > 1:
+        after = rows["first_ts"][1:] > rows["last_ts"][:-1]
+        d = rows["first"][1:] - rows["last"][:-1]
+        step = np.where(d >= 0, d, rows["first"][1:])
+        inc[1:] += np.where(after & ~np.isnan(step), step, 0.0)
+    bucket = rows["bucket"]
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    if len(starts) == len(bucket):
+        rows["inc"] = inc
+        return rows
+    ends = np.r_[starts[1:], len(bucket)]
+    return {
+        "bucket": bucket[starts],
+        "count": np.add.reduceat(rows["count"], starts),
+        "sum": np.add.reduceat(rows["sum"], starts),
+        "min": np.fmin.reduceat(rows["min"], starts),
+        "max": np.fmax.reduceat(rows["max"], starts),
+        "first": rows["first"][starts],
+        "first_ts": rows["first_ts"][starts],
+        "last": rows["last"][ends - 1],
+        "last_ts": rows["last_ts"][ends - 1],
+        "inc": np.add.reduceat(inc, starts),
+    }
+
+
+def write_cut(partitions, resolution_name: str, source: int, cut: int, sids: np.ndarray, ts: np.ndarray,
+              values: np.ndarray, starts: np.ndarray, ends: np.ndarray, get_partition) -> list:
+    """Summarise a sealed cut (arrays sorted by series then time; `starts`/`ends` bound each
+    series) and insert its rows into the rollup partitions. Returns the partitions touched,
+    each inside an open transaction the caller commits."""
+    resolution = RESOLUTIONS[resolution_name]
+    touched: dict[int, list[tuple]] = {}
+    dur_ms = partitions.duration_ns // 1_000_000
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        rows = summarise(ts[a:b], values[a:b], resolution)
+        if rows is None:
+            continue
+        keys = rows["bucket"] // dur_ms
+        for key in np.unique(keys).tolist():
+            sel = keys == key
+            part_rows = {f: v[sel] for f, v in rows.items()} if not sel.all() else rows
+            touched.setdefault(key, []).append(
+                (int(sids[a]), source, cut, int(part_rows["bucket"][0]),
+                 int(part_rows["bucket"][-1]) + resolution - 1, encode(part_rows)))
+    out = []
+    for key, items in touched.items():
+        part = get_partition(resolution_name, key)
+        part.state.conn.execute("BEGIN")
+        part.state.conn.executemany("INSERT OR REPLACE INTO rollups VALUES (?,?,?,?,?,?)", items)
+        out.append(part)
+    return out
