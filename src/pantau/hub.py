@@ -30,6 +30,7 @@ from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
 from pantau.store.sqlite import SQLiteOptions, SQLiteStore
+from pantau.web import remote_write
 from pantau.web.app import create_app
 
 log = logging.getLogger("pantau.hub")
@@ -153,6 +154,8 @@ class Hub:
             self.metrics.watch_store(store.stats)
 
             api = create_app(store, self.metrics, lambda: self._ready)
+            api.include_router(remote_write.create_router(
+                store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
