@@ -26,6 +26,7 @@ import uvicorn
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
+from pantau.ingest.scrape import ScrapeManager
 from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
@@ -188,6 +189,8 @@ class Hub:
                 api=f"http://{host}:{api_sock.getsockname()[1]}",
                 otlp_http=f"http://{host}:{otlp_sock.getsockname()[1]}",
                 otlp_grpc=f"{host}:{bound}")
+            scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes)
+            await scraping.start()
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -195,6 +198,7 @@ class Hub:
             await self._stop.wait()
             log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
             self._ready = False
+            await scraping.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)
