@@ -24,9 +24,15 @@ Loading the same data into both, two routes (both tried with 2.42, see `tests/pr
   the text is an ordinary NaN), so backfilled series that stop simply stop. promtool accepts
   NaN and negative gauge values, and timestamps with millisecond digits.
 
-Comparing answers: `query_both` runs one query on both and returns Prometheus's and pantau's
-`data` objects; `normalise` turns either into a sorted, directly comparable form. Values are
-compared as the strings both APIs write (Go's shortest 'f' format), timestamps as numbers.
+Comparing answers: `query_both` runs one query (instant, or range with start/end/step) on both
+and returns the two full JSON responses; `normalise` turns a `data` object into a sorted,
+directly comparable form (values as the strings both APIs write, Go's shortest 'f' format;
+timestamps as numbers); `difference` (also a method of the fixture's object) names the first
+difference, comparing values within a relative tolerance and errors by `errorType`.
+A compliance test is then one line per query:
+
+    def test_compliance(prom_and_pantau, expr):
+        assert prom_and_pantau.difference(expr, start=..., end=..., step=60) is None
 Remember Prometheus 2.x's range selectors are closed intervals `[t - range, t]` and the
 instant lookback is 5 m; an instant that falls exactly on a sample's timestamp shows any
 difference in interval ends.
@@ -34,6 +40,7 @@ difference in interval ends.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -148,6 +155,50 @@ def normalise(data: dict[str, Any]) -> tuple[str, Any]:
     return kind, (float(result[0]), result[1])
 
 
+def _close(a: str, b: str, rel_tol: float) -> bool:
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    return math.isclose(x, y, rel_tol=rel_tol, abs_tol=rel_tol * 1e-3)
+
+
+def difference(prom: dict[str, Any], ours: dict[str, Any], rel_tol: float = 1e-9) -> str | None:
+    """The first difference between two full query responses (None: the same answer).
+
+    Errors must agree in `errorType`; results in type, series (labels), timestamps, and values
+    within `rel_tol` (computed values may differ in their last bits: Go and NumPy sum in
+    different orders)."""
+    if prom.get("status") != ours.get("status"):
+        return f"status: prometheus {prom.get('status')} {prom.get('error', '')!r}, " \
+               f"pantau {ours.get('status')} {ours.get('error', '')!r}"
+    if prom["status"] != "success":
+        if prom.get("errorType") != ours.get("errorType"):
+            return f"errorType: prometheus {prom.get('errorType')}, pantau {ours.get('errorType')}"
+        return None
+    (pk, pr), (ok, orr) = normalise(prom["data"]), normalise(ours["data"])
+    if pk != ok:
+        return f"resultType: prometheus {pk}, pantau {ok}"
+    if pk in ("scalar", "string"):
+        pr, orr = [((), pr[0], pr[1])], [((), orr[0], orr[1])]
+    if pk == "matrix":
+        pr = [(labels, t, v) for labels, points in pr for t, v in points]
+        orr = [(labels, t, v) for labels, points in orr for t, v in points]
+    psets, osets = {r[0] for r in pr}, {r[0] for r in orr}
+    if psets != osets:
+        return f"series only in prometheus: {sorted(psets - osets)[:3]}; only in pantau: {sorted(osets - psets)[:3]}"
+    if len(pr) != len(orr):
+        return f"{len(pr)} points in prometheus, {len(orr)} in pantau"
+    for a, b in zip(pr, orr, strict=True):
+        if a[:2] != b[:2] or not _close(a[2], b[2], rel_tol):
+            return f"prometheus {a}, pantau {b}"
+    return None
+
+
 @dataclass
 class PromAndPantau:
     """A Prometheus and a pantau holding the same dataset."""
@@ -172,6 +223,12 @@ class PromAndPantau:
         prom = httpx.get(f"{self.prometheus.url}{path}", params=params, timeout=60).json()
         ours = httpx.get(f"{self.pantau.api}{path}", params=params, timeout=60).json()
         return prom, ours
+
+    def difference(self, expr: str, time: float | None = None, *, start: float | None = None,
+                   end: float | None = None, step: float | None = None, rel_tol: float = 1e-9) -> str | None:
+        """`query_both` then `difference`: None when pantau answers as Prometheus does."""
+        prom, ours = self.query_both(expr, time, start=start, end=end, step=step)
+        return difference(prom, ours, rel_tol)
 
     def series_both(self, match: str) -> tuple[list[dict], list[dict]]:
         params = {"match[]": match, "start": self.dataset.start_ms / 1000 - 60, "end": self.dataset.end_ms / 1000 + 600}

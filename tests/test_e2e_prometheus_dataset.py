@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import require
 from tests.prometheus_harness import (  # noqa: F401 (prom_and_pantau is a fixture)
     PrometheusProcess,
+    difference,
     load_blocks,
     normalise,
     prom_and_pantau,
@@ -58,8 +59,10 @@ def test_same_instant_vectors_with_staleness(prom_and_pantau) -> None:  # noqa: 
     stop = ds.start_ms + (ds.end_ms - ds.start_ms) * 2 // 3
     for t in [*instants(ds), (stop + 60_000) / 1000]:
         for name in ds.metric_names():
-            prom, ours = both.query_both(name, t)
-            assert normalise(ours["data"]) == normalise(prom["data"]), f"{name} at {t}"
+            assert both.difference(name, t) is None, f"{name} at {t}"
+    # the same over a range query spanning all the events
+    for name in ds.metric_names():
+        assert both.difference(name, start=ds.start_ms / 1000, end=ds.end_ms / 1000, step=97) is None, name
     # one minute after worker-1's jobs_in_flight stopped: gone at once (marker), not after 5 m
     prom, _ = both.query_both("jobs_in_flight", (stop + 60_000) / 1000)
     assert [r["metric"]["instance"] for r in prom["data"]["result"]] == ["worker-0:9000"]
@@ -83,3 +86,18 @@ def test_backfilled_blocks_hold_the_same_samples(prom_and_pantau, tmp_path) -> N
                 assert normalise(theirs["data"]) == normalise(ours["data"]), f"{name}[7m] at {t}"
     finally:
         backfilled.stop()
+
+
+def test_difference_names_what_differs() -> None:
+    def vector(value: str, **labels: str) -> dict:
+        return {"status": "success", "data": {"resultType": "vector",
+                                              "result": [{"metric": labels, "value": [1.5, value]}]}}
+
+    assert difference(vector("0.1", a="1"), vector("0.1", a="1")) is None
+    assert difference(vector("0.1", a="1"), vector("0.10000000000000002", a="1")) is None  # last bits
+    assert "prometheus" in difference(vector("0.1", a="1"), vector("0.2", a="1"))
+    assert "only in" in difference(vector("1", a="1"), vector("1", a="2"))
+    assert difference(vector("NaN"), vector("NaN")) is None
+    bad = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+    assert "status" in difference(bad, vector("1"))
+    assert difference(bad, {**bad, "error": "worded differently"}) is None
