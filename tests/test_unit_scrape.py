@@ -146,7 +146,8 @@ def test_staleness_as_prometheus() -> None:
     s = _scraper()
     a = make_labels({"__name__": "a", "job": "app", "instance": "h:1"})
     b = make_labels({"__name__": "b", "job": "app", "instance": "h:1"})
-    first = _rows(s.build(b"a 1\nb 2\nc 3 500\n", "text/plain", 1000))
+    first = _rows(s.build(b"a 1\nb 2\nc 3 500\nancient 1 -90000000000\n", "text/plain", 1000))
+    assert not [k for k in first if dict(k)["__name__"] == "ancient"]  # out of bounds: dropped
     assert first[a] == [(1000, 1.0)] and first[b] == [(1000, 2.0)]
     second = _rows(s.build(b"a 1\nc 3 600\n", "text/plain", 2000))
     assert second[a] == [(2000, 1.0)]

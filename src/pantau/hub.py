@@ -189,7 +189,8 @@ class Hub:
                 api=f"http://{host}:{api_sock.getsockname()[1]}",
                 otlp_http=f"http://{host}:{otlp_sock.getsockname()[1]}",
                 otlp_grpc=f"{host}:{bound}")
-            scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes)
+            scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes,
+                                     cfg.storage.retention.metrics, lim.future_tolerance)
             await scraping.start()
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",

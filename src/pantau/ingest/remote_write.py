@@ -41,7 +41,7 @@ from pantau.model import METRIC_NAME, Labels, MetricMetadata, SampleBatch, serie
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 100_000  # label sets remembered (as the OTLP path): bounds memory
 
 # A series whose encoding ends with exactly one sample: `0x12 len` (field 2) then the Sample:
 # `0x09` + 8-byte double value, `0x10` + a 6-byte varint timestamp (every ms timestamp from

@@ -116,12 +116,15 @@ class TargetScraper:
     """Scrapes one target and remembers what the previous scrape exposed (for staleness)."""
 
     def __init__(self, target: Target, store: Store, client: httpx.AsyncClient, max_body_bytes: int,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_age_s: float = 30 * 86400,
+                 max_future_s: float = 86400) -> None:
         self.target = target
         self.store = store
         self.client = client
         self.max_body_bytes = max_body_bytes
         self.clock = clock
+        # exposed timestamps outside this window are dropped, as Prometheus drops "out of bounds"
+        self.window_ms = (int(max_age_s * 1000), int(max_future_s * 1000))
         self.last_error: str | None = None
         self._series: dict[str, tuple[Labels, str]] = {}  # series text as exposed -> (labels, key)
         self._previous: dict[str, Labels] = {}  # series key -> labels, of the last scrape
@@ -220,6 +223,7 @@ class TargetScraper:
         current: dict[str, Labels] = {}
         seen: dict[str, None] = {}
         added = 0
+        oldest, newest = t_ms - self.window_ms[0], t_ms + self.window_ms[1]
         for text, value, ts in exposition.samples:
             hit = cache.get(text)
             if hit is None:
@@ -230,6 +234,8 @@ class TargetScraper:
                 added += 1
             labels, key = hit
             if key in seen:  # the same series twice: Prometheus keeps the first
+                continue
+            if ts is not None and target.honor_timestamps and not oldest <= ts <= newest:
                 continue
             seen[key] = None
             refs.append(batch.add_new_series(labels, key))
@@ -278,10 +284,12 @@ class ScrapeError(Exception):
 class ScrapeManager:
     """Runs one `TargetScraper` per configured target; started after the store, stopped before it."""
 
-    def __init__(self, store: Store, jobs: list[ScrapeConfig], max_body_bytes: int) -> None:
+    def __init__(self, store: Store, jobs: list[ScrapeConfig], max_body_bytes: int, max_age_s: float = 30 * 86400,
+                 max_future_s: float = 86400) -> None:
         self.store = store
         self.targets = targets_from_config(jobs)
         self.max_body_bytes = max_body_bytes
+        self.window_s = (max_age_s, max_future_s)
         self.scrapers: list[TargetScraper] = []
         self._client: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task] = []
@@ -292,7 +300,8 @@ class ScrapeManager:
         self._client = httpx.AsyncClient(headers={"User-Agent": f"pantau/{__version__}"}, follow_redirects=True,
                                          timeout=None)
         for target in self.targets:
-            scraper = TargetScraper(target, self.store, self._client, self.max_body_bytes)
+            scraper = TargetScraper(target, self.store, self._client, self.max_body_bytes,
+                                    max_age_s=self.window_s[0], max_future_s=self.window_s[1])
             self.scrapers.append(scraper)
             self._tasks.append(asyncio.create_task(scraper.run(), name=f"scrape {target.url}"))
         log.info("scraping %d targets", len(self.targets))
