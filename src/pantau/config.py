@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -61,7 +69,7 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
 
 
 class ServerConfig(_Strict):
@@ -102,10 +110,103 @@ class LimitsConfig(_Strict):
     future_tolerance: Duration = 86400
 
 
+# --- scraping: a subset of prometheus.yml, same shape -------------------------------------
+
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9_.:/-]+$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class GlobalConfig(_Strict):
+    """Defaults for every scrape job (Prometheus's defaults: scrape every 1m, 10s timeout)."""
+
+    scrape_interval: Duration = 60.0
+    scrape_timeout: Duration | None = None  # None: 10s, or the interval when that is shorter
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> GlobalConfig:
+        if self.scrape_timeout is None:
+            self.scrape_timeout = min(10.0, self.scrape_interval)
+        elif self.scrape_timeout > self.scrape_interval:
+            raise ValueError("global scrape_timeout is greater than scrape_interval")
+        return self
+
+
+class StaticConfig(_Strict):
+    targets: list[str] = []  # host:port, as in prometheus.yml (no scheme, no path)
+    labels: dict[str, str] = {}
+
+    @field_validator("targets")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for target in v:
+            if not target or "/" in target or any(c.isspace() for c in target):
+                raise ValueError(f"target {target!r} is not a host:port address (scheme and path are set by "
+                                 "the job's scheme and metrics_path)")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not _LABEL_NAME.match(name):
+                raise ValueError(f"invalid label name {name!r}")
+        return v
+
+
+class ScrapeConfig(_Strict):
+    job_name: str
+    scrape_interval: Duration | None = None  # None: global.scrape_interval
+    scrape_timeout: Duration | None = None  # None: global.scrape_timeout, capped at the interval
+    metrics_path: str = "/metrics"
+    scheme: Literal["http", "https"] = "http"
+    honor_labels: bool = False
+    honor_timestamps: bool = True
+    static_configs: list[StaticConfig] = []
+
+    @field_validator("job_name")
+    @classmethod
+    def _job_name(cls, v: str) -> str:
+        if not v or not _JOB_NAME.match(v):
+            raise ValueError(f"invalid job_name {v!r}")
+        return v
+
+    @field_validator("metrics_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("metrics_path must start with /")
+        return v
+
+    def resolved(self, defaults: GlobalConfig) -> ScrapeConfig:
+        """Interval and timeout filled in from `global`, exactly as Prometheus does it."""
+        interval = self.scrape_interval or defaults.scrape_interval
+        timeout = self.scrape_timeout
+        if timeout is None:
+            timeout = min(defaults.scrape_timeout or 10.0, interval)
+        if timeout > interval:
+            raise ValueError(f"scrape_configs job {self.job_name!r}: scrape_timeout ({timeout:g}s) is greater "
+                             f"than scrape_interval ({interval:g}s)")
+        return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
+    global_: GlobalConfig = Field(GlobalConfig(), alias="global")
+    scrape_configs: list[ScrapeConfig] = []
+
+    @model_validator(mode="after")
+    def _scrape_jobs(self) -> PantauConfig:
+        seen: set[str] = set()
+        resolved = []
+        for job in self.scrape_configs:
+            if job.job_name in seen:
+                raise ValueError(f"scrape_configs: job_name {job.job_name!r} is used twice")
+            seen.add(job.job_name)
+            resolved.append(job.resolved(self.global_))
+        self.scrape_configs = resolved
+        return self
 
 
 def load_config(path: Path | None) -> PantauConfig:

@@ -26,10 +26,12 @@ import uvicorn
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
+from pantau.ingest.scrape import ScrapeManager
 from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
 from pantau.store.sqlite import SQLiteOptions, SQLiteStore
+from pantau.web import remote_write
 from pantau.web.app import create_app
 
 log = logging.getLogger("pantau.hub")
@@ -153,6 +155,8 @@ class Hub:
             self.metrics.watch_store(store.stats)
 
             api = create_app(store, self.metrics, lambda: self._ready)
+            api.include_router(remote_write.create_router(
+                store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
@@ -185,6 +189,9 @@ class Hub:
                 api=f"http://{host}:{api_sock.getsockname()[1]}",
                 otlp_http=f"http://{host}:{otlp_sock.getsockname()[1]}",
                 otlp_grpc=f"{host}:{bound}")
+            scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes,
+                                     cfg.storage.retention.metrics, lim.future_tolerance)
+            await scraping.start()
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -192,6 +199,7 @@ class Hub:
             await self._stop.wait()
             log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
             self._ready = False
+            await scraping.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)
