@@ -252,6 +252,9 @@ def quantile(q: float, values: np.ndarray) -> float:
     if not len(values):
         return math.nan
     ordered = np.sort(values)
+    nan = np.isnan(ordered)
+    if nan.any():  # Go's sort.Float64s puts NaN first; numpy puts it last
+        ordered = np.concatenate((ordered[nan], ordered[~nan]))
     rank = q * (len(ordered) - 1)
     low = max(0, math.floor(rank))
     high = min(len(ordered) - 1, low + 1)
