@@ -244,3 +244,44 @@ def test_promql_compliance_with_prometheus(prom_and_pantau) -> None:  # noqa: F8
     for f in failures:
         print("  DIFF", f[:300])
     assert not failures, f"{len(failures)} of {total} evaluations differ from Prometheus"
+
+
+BAD_QUERIES = [
+    ("/api/v1/query", {"query": "sum(rate(x[5m])"}),  # syntax error
+    ("/api/v1/query", {"query": "rate(x)"}),  # type error
+    ("/api/v1/query", {"query": ""}),
+    ("/api/v1/query", {"query": "up", "time": "yesterday"}),
+    ("/api/v1/query_range", {"query": "up", "start": "100", "end": "200", "step": "0"}),
+    ("/api/v1/query_range", {"query": "up", "start": "200", "end": "100", "step": "15"}),
+    ("/api/v1/query_range", {"query": "up", "start": "0", "end": "11001", "step": "1"}),
+    ("/api/v1/query_range", {"query": "up", "start": "100", "end": "200"}),
+    ("/api/v1/query_range", {"query": "up", "start": "100", "end": "200", "step": "-5s"}),
+    ("/api/v1/series", {}),
+    ("/api/v1/series", {"match[]": "{job=~\"a(\"}"}),
+    ("/api/v1/query", {"query": '{__name__=~".*"}'}),
+]
+
+
+def test_bad_queries_get_prometheus_status_and_error_type(prom_and_pantau) -> None:  # noqa: F811
+    import httpx
+
+    for path, params in BAD_QUERIES:
+        prom = httpx.get(f"{prom_and_pantau.prometheus_url}{path}", params=params, timeout=30)
+        ours = httpx.get(f"{prom_and_pantau.pantau.api}{path}", params=params, timeout=30)
+        assert ours.status_code == prom.status_code, (path, params, prom.text, ours.text)
+        assert ours.json()["status"] == "error" and ours.json()["errorType"] == prom.json()["errorType"], (
+            path, params, prom.text, ours.text)
+
+
+def test_queries_as_post_forms(prom_and_pantau) -> None:  # noqa: F811
+    """Grafana's Prometheus data source POSTs its queries as form bodies."""
+    import httpx
+
+    both = prom_and_pantau
+    form = {"query": "sum by (job) (rate(http_requests_total[5m]))", "start": both.dataset.start_ms / 1000 + 600,
+            "end": both.dataset.end_ms / 1000, "step": 120}
+    prom = httpx.post(f"{both.prometheus_url}/api/v1/query_range", data=form, timeout=30).json()
+    ours = httpx.post(f"{both.pantau.api}/api/v1/query_range", data=form, timeout=30).json()
+    from tests.prometheus_harness import difference
+
+    assert ours["status"] == "success" and difference(prom, ours, 1e-6) is None
