@@ -201,34 +201,33 @@ def _mean(window: np.ndarray) -> float:
     return mean
 
 
+def range_reduce(v: np.ndarray, lo: np.ndarray, hi: np.ndarray, reduce) -> np.ndarray:
+    """`reduce` (np.fmin or np.fmax) over every window v[lo:hi] at once with a sparse table
+    (doubling spans): each window is covered by two precomputed power-of-two spans. fmin/fmax
+    ignore NaN unless a window holds only NaN, as Prometheus's loop does. Empty windows: 0."""
+    length = hi - lo
+    present = length > 0
+    out = np.zeros(len(lo))
+    if not present.any():
+        return out
+    levels = [v]
+    span = 1
+    longest = int(length.max())
+    while span * 2 <= longest:
+        prev = levels[-1]
+        levels.append(reduce(prev[:-span], prev[span:]))
+        span *= 2
+    j = np.zeros(len(lo), dtype=np.int64)
+    j[present] = np.floor(np.log2(length[present])).astype(np.int64)
+    for level in np.unique(j[present]).tolist():
+        sel = present & (j == level)
+        table = levels[level]
+        out[sel] = reduce(table[lo[sel]], table[hi[sel] - (1 << level)])
+    return out
+
+
 def _minmax_windows(matrix: Matrix, reduce) -> Vector:
-    """min/max over every window at once with a sparse table (doubling windows): each window
-    is covered by two precomputed power-of-two spans. `reduce` is np.fmin or np.fmax, which
-    ignore NaN unless a window holds only NaN, as Prometheus's loop does."""
-
-    def compute(s: RangeSeries, lo, hi):
-        length = hi - lo
-        present = length > 0
-        out = np.zeros(len(lo))
-        if not present.any():
-            return out, present
-        v = s.values
-        levels = [v]
-        span = 1
-        longest = int(length.max())
-        while span * 2 <= longest:
-            prev = levels[-1]
-            levels.append(reduce(prev[:-span], prev[span:]))
-            span *= 2
-        j = np.zeros(len(lo), dtype=np.int64)
-        j[present] = np.floor(np.log2(length[present])).astype(np.int64)
-        for level in np.unique(j[present]).tolist():
-            sel = present & (j == level)
-            table = levels[level]
-            out[sel] = reduce(table[lo[sel]], table[hi[sel] - (1 << level)])
-        return out, present
-
-    return _over_time(matrix, compute)
+    return _over_time(matrix, lambda s, lo, hi: (range_reduce(s.values, lo, hi, reduce), hi > lo))
 
 
 def _variance(values: list[float]) -> float:
@@ -533,8 +532,7 @@ def _rollup_call(engine, name: str, node, ctx) -> Vector | None:
             elif name in ("min_over_time", "max_over_time"):
                 reduce = np.fmin if name == "min_over_time" else np.fmax
                 source = r.min if name == "min_over_time" else r.max
-                value = np.array([reduce.reduce(source[a:b]) if b > a else np.nan
-                                  for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+                value = range_reduce(source, lo, hi, reduce)
             elif name == "last_over_time":
                 value = r.last[np.maximum(hi - 1, 0)]
             else:

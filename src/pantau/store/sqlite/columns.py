@@ -9,6 +9,7 @@ one C call. Scans decode only the columns they read.
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 from collections.abc import Sequence
@@ -113,7 +114,7 @@ def decode(blob: bytes, only: set[str] | None = None) -> dict[str, np.ndarray | 
             (ndim,) = struct.unpack_from("<B", raw, pos)
             shape = struct.unpack_from(f"<{ndim}Q", raw, pos + 1)
             pos += 1 + 8 * ndim
-            size = int(np.prod(shape)) if ndim else 1
+            size = math.prod(shape)
             if only is None or name in only:
                 out[name] = np.frombuffer(raw, dtype=dtype, count=size, offset=data_pos).reshape(shape)
             data_pos += size * dtype.itemsize
