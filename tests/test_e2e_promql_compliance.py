@@ -75,6 +75,9 @@ Q = [
     "present_over_time(jobs_in_flight[10m])",
     "present_over_time(memory_usage_bytes[1m])",
     "absent_over_time(jobs_in_flight[5m])",
+    "holt_winters(memory_usage_bytes[10m], 0.5, 0.5)",
+    "holt_winters(temperature_celsius[30m], 0.1, 0.9)",
+    "holt_winters(memory_usage_bytes[10m], 1.5, 0.5)",
     'absent_over_time(nonexistent{job="x"}[5m])',
     # subqueries
     "max_over_time(rate(http_requests_total[5m])[30m:1m])",

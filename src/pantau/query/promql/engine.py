@@ -41,6 +41,13 @@ TIMEOUT_S = 120.0
 _OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
 
 
+# Prometheus 2.x's name for double exponential smoothing (3.x renamed it); the parser knows
+# only the new name, so the old one is taught to it.
+promql_parser.register_extra_functions([promql_parser.Function(
+    "holt_winters", [promql_parser.ValueType.Matrix, promql_parser.ValueType.Scalar,
+                     promql_parser.ValueType.Scalar], promql_parser.ValueType.Vector)])
+
+
 def parse(query: str):
     try:
         return promql_parser.parse(query)

@@ -276,6 +276,18 @@ def _regression(times: np.ndarray, values: np.ndarray, intercept_time: int) -> t
     return slope, sum_y / n - slope * sum_x / n
 
 
+def _holt_winters(values: list[float], sf: float, tf: float) -> float:
+    """Prometheus's double exponential smoothing (holt_winters in 2.x)."""
+    s0, s1, b = 0.0, values[0], values[1] - values[0]
+    for i in range(1, len(values)):
+        x = sf * values[i]
+        if i > 1:
+            b = tf * (s1 - s0) + (1 - tf) * b
+        y = (1 - sf) * (s1 + b)
+        s0, s1 = s1, x + y
+    return s1
+
+
 def _changes(matrix: Matrix, resets: bool) -> Vector:
     def compute(s: RangeSeries, lo, hi):
         v = s.values
@@ -592,6 +604,16 @@ def call(engine, node, ctx):
             return slope * float(ahead[i]) + intercept
 
         return _windowed(matrix, predict, min_samples=2)
+    if name in ("holt_winters", "double_exponential_smoothing"):
+        matrix = _matrix_arg(engine, args[0], ctx, name)
+        sf = _scalar_arg(engine, args[1], ctx, name)
+        tf = _scalar_arg(engine, args[2], ctx, name)
+        if not (0 < sf[0] < 1):
+            raise ExecutionError(f"invalid smoothing factor. Expected: 0 < sf < 1, got: {sf[0]:f}")
+        if not (0 < tf[0] < 1):
+            raise ExecutionError(f"invalid trend factor. Expected: 0 < tf < 1, got: {tf[0]:f}")
+        return _windowed(matrix, lambda t, v, i: _holt_winters(v.tolist(), float(sf[i]), float(tf[i])),
+                         min_samples=2)
     if name == "absent_over_time":
         return _absent(engine, node, ctx, _matrix_arg(engine, args[0], ctx, name), True)
     if name == "absent":
