@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from pantau.bus import Bus
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
@@ -102,6 +103,8 @@ class Hub:
         self.config = config
         self.metrics = SelfMetrics()
         self.store: Store | None = None
+        # Components announce what happened here ("data.logs", "anomaly", "alert", ...).
+        self.bus = Bus()
         self._stop = asyncio.Event()
         self._ready = False
 
@@ -153,6 +156,8 @@ class Hub:
             ))
             receiver = Receiver(store, decoder, self.metrics)
             self.metrics.watch_store(store.stats)
+            store.add_commit_listener(
+                lambda batch: self.bus.publish(f"data.{type(batch).__name__.removesuffix('Batch').lower()}", batch))
 
             api = create_app(store, self.metrics, lambda: self._ready)
             api.include_router(remote_write.create_router(

@@ -162,6 +162,34 @@ class LogPage:
     next_cursor: str | None
 
 
+# --- events and component state ------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Event:
+    """Something a component concluded: an anomaly, a new log pattern, a fired alert, an
+    incident. Events with the same `id` are one event updated over time (e.g. its end)."""
+
+    kind: str  # "anomaly", "log_pattern", "alert", "incident", ...
+    start_ns: int
+    id: str = ""  # empty: the store assigns one
+    end_ns: int | None = None  # None while ongoing
+    severity: str = "info"  # info | warning | critical
+    title: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    data: dict = field(default_factory=dict)  # JSON-serialisable details (reason, score, evidence...)
+
+
+@dataclass(slots=True)
+class EventQuery:
+    kinds: list[str] = field(default_factory=list)
+    start_ns: int | None = None  # events overlapping [start, end]
+    end_ns: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # equality on labels
+    open_only: bool = False
+    limit: int = 100
+
+
 # --- health and stats ------------------------------------------------------------------------
 
 
@@ -257,6 +285,31 @@ class Store(ABC):
 
     @abstractmethod
     def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]: ...
+
+    # events and state
+    @abstractmethod
+    def put_event(self, event: Event) -> str:
+        """Insert or update (same id) an event, durably; returns its id."""
+
+    @abstractmethod
+    def get_event(self, event_id: str) -> Event | None: ...
+
+    @abstractmethod
+    def find_events(self, query: EventQuery) -> list[Event]:
+        """Matching events, most recent start first."""
+
+    @abstractmethod
+    def put_state(self, namespace: str, key: str, value: bytes) -> None:
+        """Durable state of a component (detector baselines, miner state, alert state)."""
+
+    @abstractmethod
+    def get_state(self, namespace: str, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def list_state(self, namespace: str) -> dict[str, bytes]: ...
+
+    @abstractmethod
+    def delete_state(self, namespace: str, key: str) -> None: ...
 
     # maintenance
     @abstractmethod

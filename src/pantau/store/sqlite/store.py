@@ -30,6 +30,8 @@ from pantau.model import Labels, LogBatch, MetricMetadata, SampleBatch, Span, Sp
 from pantau.store.base import (
     CommitListener,
     DependencyLink,
+    Event,
+    EventQuery,
     LogPage,
     LogQuery,
     Matcher,
@@ -47,6 +49,7 @@ from pantau.store.sqlite import rollups
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
 from pantau.store.sqlite.db import connect_writer
+from pantau.store.sqlite.events import EventStore
 from pantau.store.sqlite.indexer import IndexerProcess
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
 from pantau.store.sqlite.queue import WriteQueue
@@ -87,6 +90,7 @@ class SQLiteStore(Store):
         self.parts = {s: PartitionSet(self.root, s, dur) for s in SIGNALS}
         self.pool = ReaderPool()
         self.series = SeriesIndex(self.root / "index.db", options.synchronous)
+        self.events = EventStore(self.root / "state.db", options.synchronous)
         self.queue = WriteQueue(options.queue_capacity)
         self.span_reader = span_store.SpanReader(self.parts["spans"], self.pool)
         self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
@@ -128,6 +132,7 @@ class SQLiteStore(Store):
                 if part.state is not None:
                     part.state.conn.close()
         self.series.close()
+        self.events.close()
         self.pool.close_thread()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -374,6 +379,8 @@ class SQLiteStore(Store):
 
     def _apply_retention(self, now_ns: int) -> int:
         self._last_retention = time.monotonic()
+        longest = max(self.options.retention_seconds.values())
+        self.events.drop_events_before(now_ns - longest * 1_000_000_000)
         dropped = 0
         for signal, parts in self.parts.items():
             horizon = now_ns - self.options.retention_seconds[signal] * 1_000_000_000
@@ -482,6 +489,29 @@ class SQLiteStore(Store):
                 continue
             lag += max(0, part.state.next_block - 1 - upto)
         return lag
+
+    # --- events and state ----------------------------------------------------------------------
+
+    def put_event(self, event: Event) -> str:
+        return self.events.put_event(event)
+
+    def get_event(self, event_id: str) -> Event | None:
+        return self.events.get_event(event_id)
+
+    def find_events(self, query: EventQuery) -> list[Event]:
+        return self.events.find_events(query)
+
+    def put_state(self, namespace: str, key: str, value: bytes) -> None:
+        self.events.put_state(namespace, key, value)
+
+    def get_state(self, namespace: str, key: str) -> bytes | None:
+        return self.events.get_state(namespace, key)
+
+    def list_state(self, namespace: str) -> dict[str, bytes]:
+        return self.events.list_state(namespace)
+
+    def delete_state(self, namespace: str, key: str) -> None:
+        self.events.delete_state(namespace, key)
 
     def stats(self) -> StoreStats:
         s = self._stats
