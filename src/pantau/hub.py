@@ -159,7 +159,7 @@ class Hub:
             store.add_commit_listener(
                 lambda batch: self.bus.publish(f"data.{type(batch).__name__.removesuffix('Batch').lower()}", batch))
 
-            api = create_app(store, self.metrics, lambda: self._ready)
+            api = create_app(store, self.metrics, lambda: self._ready, self.bus)
             api.include_router(remote_write.create_router(
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)

@@ -336,3 +336,20 @@ def severity_text_for(number: int) -> str:
     name = SEVERITY_TEXT_BY_NUMBER.get(base, "FATAL")
     step = number - base
     return name if step == 0 else f"{name}{step + 1}"
+
+
+def log_stream_labels(resource_attributes: Mapping[str, AttrValue], severity_text: str) -> Labels:
+    """The labels of the log stream a record belongs to, as Loki's OTLP ingestion names them:
+    `service_name`, the resource attributes with dots as underscores, and `severity_text`."""
+    from pantau.otlp.prometheus import label_name
+    from pantau.otlp.values import as_text
+
+    pairs: dict[str, str] = {}
+    for key, value in resource_attributes.items():
+        name = label_name(key)
+        if name and value not in (None, ""):
+            pairs[name] = as_text(value)
+    pairs["service_name"] = service_name_of(resource_attributes)
+    if severity_text:
+        pairs["severity_text"] = severity_text
+    return tuple(sorted(pairs.items()))

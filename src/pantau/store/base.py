@@ -154,6 +154,22 @@ class LogQuery:
     limit: int = 100
     cursor: str | None = None
     newest_first: bool = True
+    # LogQL: matchers on stream labels (see model.log_stream_labels) ...
+    stream: list[Matcher] = field(default_factory=list)
+    # ... line filters on the body, in order: ("|=", text), ("!=", text), ("|~", regex), ("!~", regex)
+    line_filters: list[tuple[str, str]] = field(default_factory=list)
+    # ... and any further per-record condition (parsers, label filters), checked last
+    predicate: Callable[[LogRecord], bool] | None = None
+
+
+@dataclass(slots=True)
+class LogStreamTimes:
+    """Matching records of one stream: their timestamps (ns, ascending) and body sizes (bytes),
+    what LogQL's count_over_time, rate and bytes_over_time need."""
+
+    labels: Labels
+    times_ns: np.ndarray
+    sizes: np.ndarray
 
 
 @dataclass(slots=True)
@@ -258,6 +274,14 @@ class Store(ABC):
     # logs
     @abstractmethod
     def search_logs(self, query: LogQuery) -> LogPage: ...
+
+    @abstractmethod
+    def log_stream_times(self, query: LogQuery) -> list[LogStreamTimes]:
+        """Timestamps and sizes of every matching record, per stream (no limit, no cursor)."""
+
+    @abstractmethod
+    def log_streams(self, stream: Sequence[Matcher], start_ns: int | None, end_ns: int | None) -> list[Labels]:
+        """Label sets of the log streams with records in the range."""
 
     # metrics
     @abstractmethod

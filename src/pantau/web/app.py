@@ -9,12 +9,13 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from pantau import __version__
+from pantau.bus import Bus
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
-from pantau.web import jaeger, logs, prometheus, traces
+from pantau.web import jaeger, logs, loki, prometheus, traces
 
 
-def create_app(store: Store, metrics: SelfMetrics, ready: Callable[[], bool]) -> FastAPI:
+def create_app(store: Store, metrics: SelfMetrics, ready: Callable[[], bool], bus: Bus | None = None) -> FastAPI:
     app = FastAPI(
         title="pantau",
         version=__version__,
@@ -24,6 +25,7 @@ def create_app(store: Store, metrics: SelfMetrics, ready: Callable[[], bool]) ->
     app.include_router(prometheus.create_router(store))
     app.include_router(logs.create_router(store))
     app.include_router(traces.create_router(store))
+    app.include_router(loki.create_router(store, bus))
 
     @app.get("/metrics", tags=["self"], summary="pantau's own metrics (Prometheus format)")
     def self_metrics() -> Response:

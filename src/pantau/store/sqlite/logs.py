@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pantau.model import LogBatch, LogRecord
+from pantau.model import Labels, LogBatch, LogRecord, log_stream_labels
 from pantau.otlp.convert import log_attributes, log_from_payload, resource_from_bytes, scope_from_bytes
 from pantau.otlp.values import as_text
-from pantau.store.base import LogPage, LogQuery
+from pantau.store.base import LogPage, LogQuery, LogStreamTimes
 from pantau.store.sqlite import blocks as blk
 from pantau.store.sqlite import columns as colfmt
 from pantau.store.sqlite.db import connect_writer
@@ -191,11 +191,46 @@ class _Matcher:
             if toks := tokens(phrase):
                 self.words.append(toks)
         self.excluded = [t for t in (tokens(x) for x in q.excluded) if t]
+        self.line_filters: list[tuple[str, object]] = []
+        self.fts_extra: list[str] = []  # FTS5 expressions implied by `|=` line filters
+        for op, value in q.line_filters:
+            if op in ("|~", "!~"):
+                try:
+                    self.line_filters.append((op, re.compile(value)))
+                except re.error as exc:
+                    raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+            elif op in ("|=", "!="):
+                self.line_filters.append((op, value))
+                if op == "|=":
+                    self.fts_extra.extend(_substring_fts(value))
+            else:
+                raise ValueError(f"unknown line filter {op!r}")
+        self.predicate = q.predicate
 
     @property
     def index_tokens(self) -> list[str]:
         """Tokens every match must contain: what the FTS index can narrow on."""
         return sorted({t for seq in self.words for t in seq})
+
+    def fts_match(self) -> str | None:
+        """The FTS5 query every match satisfies, or None if the index cannot narrow."""
+        parts = ['"' + t.replace('"', '""') + '"' for t in self.index_tokens] + self.fts_extra
+        return " AND ".join(dict.fromkeys(parts)) if parts else None
+
+    def body_matches(self, body: str) -> bool:
+        for op, value in self.line_filters:
+            if op == "|=":
+                if value not in body:  # type: ignore[operator]
+                    return False
+            elif op == "!=":
+                if value in body:  # type: ignore[operator]
+                    return False
+            elif op == "|~":
+                if value.search(body) is None:  # type: ignore[union-attr]
+                    return False
+            elif value.search(body) is not None:  # type: ignore[union-attr]
+                return False
+        return True
 
     @property
     def needs_text(self) -> bool:
@@ -205,6 +240,10 @@ class _Matcher:
     def index_is_exact(self) -> bool:
         """Whether an index hit needs no further text check (single words only)."""
         return all(len(seq) == 1 for seq in self.words) and not self.prefixes and not self.excluded
+
+    @property
+    def needs_record_check(self) -> bool:
+        return bool(self.line_filters) or self.predicate is not None
 
     def text_matches(self, text: str) -> bool:
         toks = tokens(text)
@@ -235,8 +274,31 @@ def _contains_seq(toks: list[str], seq: list[str]) -> bool:
     return any(toks[i] == first and toks[i:i + n] == seq for i in range(len(toks) - n + 1))
 
 
-def _fts_query(toks: list[str]) -> str:
-    return " AND ".join('"' + t.replace('"', '""') + '"' for t in toks)
+def _substring_fts(literal: str) -> list[str]:
+    """FTS5 terms any body containing `literal` (case-insensitively) must hold.
+
+    The index holds whole words. A word of the literal with a separator on both sides within
+    the literal is a whole word of the body; one with a separator only before it is the start
+    of a body word (a prefix query); the others may be pieces of longer words and say nothing.
+    """
+    out = []
+    folded = _fold(literal)
+    for m in _TOKEN.finditer(folded):
+        starts = m.start() > 0
+        ends = m.end() < len(folded)
+        word = '"' + m.group().replace('"', '""') + '"'
+        if starts and ends:
+            out.append(word)
+        elif starts:
+            out.append(word + "*")
+    return out
+
+
+@dataclass
+class _StreamFilter:
+    resources: set[int]
+    severity: list
+    labels: dict[int, dict[str, str]]
 
 
 class LogReader:
@@ -318,6 +380,9 @@ class LogReader:
         best: list[tuple] = []  # min-heap of (key, t, rid, block, pos); the root is the worst kept
         conn.execute("BEGIN")
         try:
+            stream = self._stream_filter(conn, part, q)
+            if stream is not None and not stream.resources:
+                return []
             meta = conn.execute(f"SELECT id, max_time, min_time FROM blocks WHERE {block_filter} ORDER BY id",
                                 params).fetchall()
             if not meta:
@@ -334,7 +399,8 @@ class LogReader:
             for block, positions, text_checked in self._candidates(conn, part, q, m, ids, upto, backward):
                 if block not in eligible:
                     continue
-                self._scan_block(conn, part, block, positions, text_checked, q, m, cursor, want, best, backward)
+                self._scan_block(conn, part, block, positions, text_checked, q, m, cursor, want, best, backward,
+                                 stream)
                 if len(best) >= want:
                     i = int(np.searchsorted(ids, block))
                     worst_t = best[0][1]
@@ -357,6 +423,178 @@ class LogReader:
         finally:
             conn.execute("COMMIT")
 
+    def _record(self, conn, part: Partition, service: str, cols: dict, pays: dict, pos: int, rid: int) -> LogRecord:
+        res = resource_from_bytes(self._ref(conn, part, "resources", int(cols["resource"][pos])))
+        scope = scope_from_bytes(self._ref(conn, part, "scopes", int(cols["scope"][pos])))
+        return log_from_payload(pays["payload"][pos], cols["body"].text(pos), service, res, scope,
+                                f"{part.key}:{rid}")
+
+    def _stream_filter(self, conn, part: Partition, q: LogQuery) -> _StreamFilter | None:
+        """Which resources and severity texts the stream matchers allow in this partition."""
+        if not q.stream:
+            return None
+        severity_matchers = [mt for mt in q.stream if mt.name == "severity_text"]
+        other = [mt for mt in q.stream if mt.name != "severity_text"]
+        allowed: set[int] = set()
+        labels: dict[int, dict[str, str]] = {}
+        for rid, data in conn.execute("SELECT id, data FROM resources"):
+            attrs = resource_from_bytes(bytes(data)).attributes
+            lab = dict(log_stream_labels(attrs, ""))
+            labels[rid] = lab
+            if all(mt.matches(lab.get(mt.name, "")) for mt in other):
+                allowed.add(rid)
+        return _StreamFilter(allowed, severity_matchers, labels)
+
+    def _block_mask(self, cols: dict, positions: np.ndarray | None, q: LogQuery,
+                    stream: _StreamFilter | None) -> np.ndarray:
+        times = cols["time"]
+        n = len(times)
+        if positions is None:
+            mask = np.ones(n, dtype=bool)
+        else:
+            mask = np.zeros(n, dtype=bool)
+            mask[positions[positions < n]] = True
+        if q.start_ns is not None:
+            mask &= times >= q.start_ns
+        if q.end_ns is not None:
+            mask &= times <= q.end_ns
+        if q.min_severity is not None:
+            mask &= cols["severity"] >= q.min_severity
+        if q.severity_ranges:
+            sev = cols["severity"]
+            in_any = np.zeros(n, dtype=bool)
+            for lo, hi in q.severity_ranges:
+                in_any |= (sev >= lo) & (sev <= hi)
+            mask &= in_any
+        if q.trace_id is not None:
+            mask &= (cols["trace_id"] == np.frombuffer(q.trace_id, dtype=np.uint8)).all(axis=1)
+        if q.span_id is not None:
+            mask &= (cols["span_id"] == np.frombuffer(q.span_id, dtype=np.uint8)).all(axis=1)
+        if stream is not None:
+            mask &= np.isin(cols["resource"], np.fromiter(stream.resources, dtype=np.int64))
+            if stream.severity:
+                texts = cols["severity_texts"].texts()
+                ok = [i for i, t in enumerate(texts) if all(mt.matches(t) for mt in stream.severity)]
+                mask &= np.isin(cols["severity_text"], ok)
+        return mask
+
+    def stream_times(self, q: LogQuery) -> list[LogStreamTimes]:
+        """Timestamps and sizes of every match, grouped by stream, for LogQL metric queries.
+        Only records that need it (line filters, predicates, word searches) are looked at one
+        by one; everything else is NumPy over block columns."""
+        m = _Matcher(q)
+        times: dict[tuple, list[np.ndarray]] = {}
+        sizes: dict[tuple, list[np.ndarray]] = {}
+        labels_of: dict[tuple, Labels] = {}
+        for part in self.parts.list(q.start_ns, q.end_ns, newest_first=False):
+            if part.state is None:
+                continue
+            conn = self._conn(part)
+            conn.execute("BEGIN")
+            try:
+                stream = self._stream_filter(conn, part, q)
+                if stream is not None and not stream.resources:
+                    continue
+                where, params = [], []
+                if q.services:
+                    where.append(f"service IN ({','.join('?' * len(q.services))})")
+                    params.extend(q.services)
+                if q.start_ns is not None:
+                    where.append("max_time >= ?")
+                    params.append(q.start_ns)
+                if q.end_ns is not None:
+                    where.append("min_time <= ?")
+                    params.append(q.end_ns)
+                ids = np.fromiter((r[0] for r in conn.execute(
+                    f"SELECT id FROM blocks WHERE {' AND '.join(where) or '1'} ORDER BY id", params)),
+                    dtype=np.int64)
+                if not len(ids):
+                    continue
+                upto = conn.execute("SELECT v FROM ftsdb.fts_meta WHERE k = 'upto_block'").fetchone()[0]
+                eligible = set(ids.tolist())
+                for block, positions, text_checked in self._candidates(conn, part, q, m, ids, upto, False):
+                    if block not in eligible:
+                        continue
+                    service, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
+                    mask = self._block_mask(cols, positions, q, stream)
+                    hits = np.flatnonzero(mask)
+                    if not len(hits):
+                        continue
+                    body = cols["body"]
+                    check = bool(q.attributes) or (m.needs_text and not text_checked)
+                    if check or m.needs_record_check:
+                        pays = blk.load_blocks(conn, part.path, [block], self.cache, payloads=True)[block][2]
+                        keep = []
+                        for pos in hits.tolist():
+                            text = body.text(pos)
+                            if m.line_filters and not m.body_matches(text):
+                                continue
+                            if check and not m.record_matches(text, pays["payload"][pos], text_checked):
+                                continue
+                            if m.predicate is not None and not m.predicate(self._record(
+                                    conn, part, service, cols, pays, pos, (block << blk.SHIFT) | pos)):
+                                continue
+                            keep.append(pos)
+                        hits = np.asarray(keep, dtype=np.int64)
+                        if not len(hits):
+                            continue
+                    lengths = np.diff(body.offsets)[hits]
+                    res = cols["resource"][hits]
+                    sev = cols["severity_text"][hits]
+                    texts = cols["severity_texts"].texts()
+                    for r, t in set(zip(res.tolist(), sev.tolist(), strict=True)):
+                        sel = (res == r) & (sev == t)
+                        key = (part.key, r, texts[t])
+                        if key not in labels_of:
+                            attrs = resource_from_bytes(self._ref(conn, part, "resources", r)).attributes
+                            labels_of[key] = log_stream_labels(attrs, texts[t])
+                        times.setdefault(key, []).append(cols["time"][hits[sel]])
+                        sizes.setdefault(key, []).append(lengths[sel])
+            finally:
+                conn.execute("COMMIT")
+        merged: dict[Labels, tuple[list, list]] = {}
+        for key, labels in labels_of.items():
+            t_list, s_list = merged.setdefault(labels, ([], []))
+            t_list.extend(times[key])
+            s_list.extend(sizes[key])
+        out = []
+        for labels, (t_list, s_list) in merged.items():
+            t, sz = np.concatenate(t_list), np.concatenate(s_list)
+            order = np.argsort(t, kind="stable")
+            out.append(LogStreamTimes(labels, t[order], sz[order]))
+        out.sort(key=lambda st: st.labels)
+        return out
+
+    def streams(self, matchers, start_ns: int | None, end_ns: int | None) -> list[Labels]:
+        """Label sets of streams with records in the range (resource x severity text)."""
+        q = LogQuery(stream=list(matchers), start_ns=start_ns, end_ns=end_ns)
+        found: set[Labels] = set()
+        for part in self.parts.list(start_ns, end_ns):
+            if part.state is None:
+                continue
+            conn = self._conn(part)
+            conn.execute("BEGIN")
+            try:
+                stream = self._stream_filter(conn, part, q)
+                where, params = ["1"], []
+                if start_ns is not None:
+                    where.append("max_time >= ?")
+                    params.append(start_ns)
+                if end_ns is not None:
+                    where.append("min_time <= ?")
+                    params.append(end_ns)
+                for (blob,) in conn.execute(f"SELECT columns FROM blocks WHERE {' AND '.join(where)}", params):
+                    cols = colfmt.decode(blob, {"resource", "severity_text", "severity_texts", "time"})
+                    mask = self._block_mask(cols, None, q, stream)
+                    texts = cols["severity_texts"].texts()
+                    for r, t in set(zip(cols["resource"][mask].tolist(), cols["severity_text"][mask].tolist(),
+                                        strict=True)):
+                        attrs = resource_from_bytes(self._ref(conn, part, "resources", r)).attributes
+                        found.add(log_stream_labels(attrs, texts[t]))
+            finally:
+                conn.execute("COMMIT")
+        return sorted(found)
+
     def _candidates(self, conn, part: Partition, q: LogQuery, m: _Matcher, ids: np.ndarray, upto: int,
                     backward: bool) -> Iterator[tuple[int, np.ndarray | None, bool]]:
         """Blocks to examine, in record order: (block, positions or None for all, text checked)."""
@@ -369,8 +607,8 @@ class LogReader:
                 yield b, np.asarray(sorted(set(by_block[b])), dtype=np.int64), False
             return
         ordered = ids[::-1] if backward else ids
-        index_tokens = m.index_tokens
-        if not index_tokens:
+        match = m.fts_match()
+        if match is None:
             for b in ordered.tolist():
                 yield b, None, False
             return
@@ -379,7 +617,6 @@ class LogReader:
         if backward:
             for b in tail:
                 yield b, None, False
-        match = _fts_query(index_tokens)
         last_rowid = None
         while True:
             if backward:
@@ -403,31 +640,11 @@ class LogReader:
 
     def _scan_block(self, conn, part: Partition, block: int, positions: np.ndarray | None, text_checked: bool,
                     q: LogQuery, m: _Matcher, cursor: _Cursor | None, want: int, best: list,
-                    backward: bool) -> None:
-        _, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
+                    backward: bool, stream: _StreamFilter | None = None) -> None:
+        service, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
+        mask = self._block_mask(cols, positions, q, stream)
         times = cols["time"]
         n = len(times)
-        if positions is None:
-            mask = np.ones(n, dtype=bool)
-        else:
-            mask = np.zeros(n, dtype=bool)
-            mask[positions[positions < n]] = True
-        if q.start_ns is not None:
-            mask &= times >= q.start_ns
-        if q.end_ns is not None:
-            mask &= times <= q.end_ns
-        sev = cols["severity"]
-        if q.min_severity is not None:
-            mask &= sev >= q.min_severity
-        if q.severity_ranges:
-            in_any = np.zeros(n, dtype=bool)
-            for lo, hi in q.severity_ranges:
-                in_any |= (sev >= lo) & (sev <= hi)
-            mask &= in_any
-        if q.trace_id is not None:
-            mask &= (cols["trace_id"] == np.frombuffer(q.trace_id, dtype=np.uint8)).all(axis=1)
-        if q.span_id is not None:
-            mask &= (cols["span_id"] == np.frombuffer(q.span_id, dtype=np.uint8)).all(axis=1)
         rids = (block << blk.SHIFT) | np.arange(n, dtype=np.int64)
         if cursor is not None:
             if backward:
@@ -445,10 +662,17 @@ class LogReader:
         if not len(hits):
             return
         check = bool(q.attributes) or (m.needs_text and not text_checked)
-        pays = blk.load_blocks(conn, part.path, [block], self.cache, payloads=True)[block][2] if check else None
+        predicate = m.predicate
+        pays = blk.load_blocks(conn, part.path, [block], self.cache, payloads=True)[block][2] \
+            if check or predicate is not None else None
         body = cols["body"]
         for pos in hits.tolist():
+            if m.line_filters and not m.body_matches(body.text(pos)):
+                continue
             if check and not m.record_matches(body.text(pos), pays["payload"][pos], text_checked):
+                continue
+            if predicate is not None and not predicate(
+                    self._record(conn, part, service, cols, pays, pos, int(rids[pos]))):
                 continue
             t, rid = int(times[pos]), int(rids[pos])
             item = ((t, rid) if backward else (-t, -rid), t, rid, block, pos)

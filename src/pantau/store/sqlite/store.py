@@ -34,6 +34,7 @@ from pantau.store.base import (
     EventQuery,
     LogPage,
     LogQuery,
+    LogStreamTimes,
     Matcher,
     Operation,
     RollupSeries,
@@ -425,6 +426,12 @@ class SQLiteStore(Store):
 
     def search_logs(self, query: LogQuery) -> LogPage:
         return self.log_reader.search(query)
+
+    def log_stream_times(self, query: LogQuery) -> list[LogStreamTimes]:
+        return self.log_reader.stream_times(query)
+
+    def log_streams(self, stream: Sequence[Matcher], start_ns: int | None, end_ns: int | None) -> list[Labels]:
+        return self.log_reader.streams(stream, start_ns, end_ns)
 
     def _matching_ids(self, matchers: Sequence[Matcher], start_ms: int | None,
                       end_ms: int | None) -> list[int]:
