@@ -173,6 +173,15 @@ class LogStreamTimes:
 
 
 @dataclass(slots=True)
+class LogWindowCounts:
+    """Records and body bytes of one stream in each query window."""
+
+    labels: Labels
+    counts: np.ndarray
+    sizes: np.ndarray
+
+
+@dataclass(slots=True)
 class LogPage:
     records: list[LogRecord]
     next_cursor: str | None
@@ -278,6 +287,11 @@ class Store(ABC):
     @abstractmethod
     def log_stream_times(self, query: LogQuery) -> list[LogStreamTimes]:
         """Timestamps and sizes of every matching record, per stream (no limit, no cursor)."""
+
+    @abstractmethod
+    def log_window_counts(self, stream: Sequence[Matcher], ends_ns: np.ndarray, range_ns: int) -> list[LogWindowCounts]:
+        """Records and bytes per stream in each window (end - range, end], for stream matchers
+        alone (no filters): what `count_over_time({...}[r])` and `bytes_over_time` need."""
 
     @abstractmethod
     def log_streams(self, stream: Sequence[Matcher], start_ns: int | None, end_ns: int | None) -> list[Labels]:

@@ -340,6 +340,16 @@ class LogQLEngine:
     def _range_aggregation(self, node: RangeAggregation, steps: np.ndarray) -> list[Series]:
         ends = steps - node.offset_ms * 1_000_000
         range_ns = node.range_ms * 1_000_000
+        if not node.selector.stages and node.function != "absent_over_time":
+            # no filters: count from block summaries without opening most blocks
+            out = []
+            seconds = node.range_ms / 1000
+            for wc in self.store.log_window_counts(node.selector.matchers, ends, range_ns):
+                values = wc.counts if node.function in ("count_over_time", "rate") else wc.sizes
+                if node.function in ("rate", "bytes_rate"):
+                    values = values / seconds
+                out.append(Series(wc.labels, values.astype(float), wc.counts > 0))
+            return out
         found = self._stream_times(node.selector, int(ends.min()) - range_ns + 1, int(ends.max()))
         if node.function == "absent_over_time":
             present = np.zeros(len(steps), dtype=bool)

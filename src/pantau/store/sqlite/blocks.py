@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS blocks(
     max_time INTEGER NOT NULL,
     stat INTEGER NOT NULL,
     columns BLOB NOT NULL,
-    payloads BLOB NOT NULL
+    payloads BLOB NOT NULL,
+    summary BLOB
 );
 CREATE INDEX IF NOT EXISTS blocks_service_time ON blocks(service, max_time);
 CREATE INDEX IF NOT EXISTS blocks_time ON blocks(max_time);
@@ -100,11 +101,11 @@ class BlockWriter:
         return ref
 
     def append(self, service: str, n: int, min_time: int, max_time: int, stat: int,
-               columns: bytes, payloads: bytes, trace_ids: np.ndarray) -> int:
+               columns: bytes, payloads: bytes, trace_ids: np.ndarray, summary: bytes | None = None) -> int:
         """Insert one block (inside the caller's transaction) and index its trace ids."""
         block = self.next_block
-        self.conn.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?,?,?)",
-                          (block, service, n, min_time, max_time, stat, columns, payloads))
+        self.conn.execute("INSERT INTO blocks VALUES (?,?,?,?,?,?,?,?,?)",
+                          (block, service, n, min_time, max_time, stat, columns, payloads, summary))
         self.next_block = block + 1
         has_trace = trace_ids.any(axis=1)
         if has_trace.any():
@@ -115,6 +116,8 @@ class BlockWriter:
 
 def open_writer(conn: sqlite3.Connection, keys: TraceKeyIndex, extra_schema: str = "") -> BlockWriter:
     conn.executescript(SCHEMA + extra_schema)
+    if "summary" not in {row[1] for row in conn.execute("PRAGMA table_info(blocks)")}:
+        conn.execute("ALTER TABLE blocks ADD COLUMN summary BLOB")  # files written before summaries
     keys.load(conn)
     next_block = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM blocks").fetchone()[0]
     writer = BlockWriter(conn, keys, next_block)

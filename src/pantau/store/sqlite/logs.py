@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from pantau.model import Labels, LogBatch, LogRecord, log_stream_labels
 from pantau.otlp.convert import log_attributes, log_from_payload, resource_from_bytes, scope_from_bytes
 from pantau.otlp.values import as_text
-from pantau.store.base import LogPage, LogQuery, LogStreamTimes
+from pantau.store.base import LogPage, LogQuery, LogStreamTimes, LogWindowCounts
 from pantau.store.sqlite import blocks as blk
 from pantau.store.sqlite import columns as colfmt
 from pantau.store.sqlite.db import connect_writer
@@ -104,11 +105,26 @@ def write(state: blk.BlockWriter, batch: LogBatch, rows: list[int] | None = None
             "span_id": colfmt.fixed_bytes(blk.pick(batch.span_id, idx), 8),
             "resource": res_ids[np.asarray(blk.pick(batch.resource_ref, idx), dtype=np.int64)],
             "scope": scope_ids[np.asarray(blk.pick(batch.scope_ref, idx), dtype=np.int64)],
-            "body": colfmt.var([b.encode("utf-8", "surrogatepass") for b in blk.pick(batch.body, idx)]),
+            "body": colfmt.var(bodies := [b.encode("utf-8", "surrogatepass") for b in blk.pick(batch.body, idx)]),
         })
         payloads = colfmt.encode({"payload": colfmt.var(blk.pick(batch.payload, idx))})
+        resources = res_ids[np.asarray(blk.pick(batch.resource_ref, idx), dtype=np.int64)]
         state.append(service, len(times), int(times.min()), int(times.max()), int(severity.max()),
-                     cols, payloads, trace_ids)
+                     cols, payloads, trace_ids, _summary(resources, texts, bodies))
+
+
+def _summary(resources: np.ndarray, texts: list[str], bodies: list[bytes]) -> bytes:
+    """Records and body bytes per (resource, severity text) of a block: enough to count a
+    block that lies wholly inside a query window without opening it."""
+    groups: dict[tuple[int, str], list[int]] = {}
+    for r, t, b in zip(resources.tolist(), texts, bodies, strict=True):
+        g = groups.get((r, t))
+        if g is None:
+            groups[(r, t)] = [1, len(b)]
+        else:
+            g[0] += 1
+            g[1] += len(b)
+    return orjson.dumps([[r, t, c, n] for (r, t), (c, n) in groups.items()])
 
 
 def searchable_text(body: str, payload: bytes) -> str:
@@ -564,6 +580,77 @@ class LogReader:
             out.append(LogStreamTimes(labels, t[order], sz[order]))
         out.sort(key=lambda st: st.labels)
         return out
+
+    def window_counts(self, q: LogQuery, ends: np.ndarray, range_ns: int) -> list[LogWindowCounts]:
+        """Records and bytes per stream in each window (end - range, end], for a query that has
+        only stream matchers and a time range. Blocks wholly inside a window are counted from
+        their summary; only blocks cut by a window edge are opened."""
+        starts = ends - range_ns
+        lo, hi = int(starts.min()), int(ends.max())
+        counts: dict[Labels, np.ndarray] = {}
+        sizes: dict[Labels, np.ndarray] = {}
+        for part in self.parts.list(lo, hi, newest_first=False):
+            if part.state is None:
+                continue
+            conn = self._conn(part)
+            conn.execute("BEGIN")
+            try:
+                stream = self._stream_filter(conn, part, q)
+                if stream is not None and not stream.resources:
+                    continue
+                label_cache: dict[tuple[int, str], Labels] = {}
+
+                def labels_of(r: int, text: str, conn=conn, part=part, label_cache=label_cache) -> Labels:
+                    key = (r, text)
+                    if key not in label_cache:
+                        attrs = resource_from_bytes(self._ref(conn, part, "resources", r)).attributes
+                        label_cache[key] = log_stream_labels(attrs, text)
+                    return label_cache[key]
+
+                def add(labels: Labels, window: np.ndarray, c, b) -> None:
+                    if labels not in counts:
+                        counts[labels] = np.zeros(len(ends))
+                        sizes[labels] = np.zeros(len(ends))
+                    counts[labels][window] += c
+                    sizes[labels][window] += b
+
+                where, params = ["max_time > ?", "min_time <= ?"], [lo, hi]
+                if q.services:
+                    where.append(f"service IN ({','.join('?' * len(q.services))})")
+                    params.extend(q.services)
+                for block, bmin, bmax, summary in conn.execute(
+                        f"SELECT id, min_time, max_time, summary FROM blocks WHERE {' AND '.join(where)}", params):
+                    inside = (starts < bmin) & (bmax <= ends)
+                    cut = (starts < bmax) & (bmin <= ends) & ~inside
+                    if inside.any() and summary is not None:
+                        for r, text, c, b in orjson.loads(summary):
+                            if stream is not None and (r not in stream.resources or not all(
+                                    mt.matches(text) for mt in stream.severity)):
+                                continue
+                            add(labels_of(r, text), inside, c, b)
+                    elif inside.any():
+                        cut |= inside
+                    if not cut.any():
+                        continue
+                    _, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
+                    mask = self._block_mask(cols, None, q, stream)
+                    times = cols["time"][mask]
+                    lengths = np.diff(cols["body"].offsets)[mask]
+                    res = cols["resource"][mask]
+                    sev = cols["severity_text"][mask]
+                    texts = cols["severity_texts"].texts()
+                    for r, t in set(zip(res.tolist(), sev.tolist(), strict=True)):
+                        sel = (res == r) & (sev == t)
+                        st, sl = np.sort(times[sel]), lengths[sel][np.argsort(times[sel], kind="stable")]
+                        prefix = np.r_[0, np.cumsum(sl)]
+                        w = np.flatnonzero(cut)
+                        a = np.searchsorted(st, starts[w], side="right")
+                        z = np.searchsorted(st, ends[w], side="right")
+                        labels = labels_of(r, texts[t])
+                        add(labels, w, z - a, prefix[z] - prefix[a])
+            finally:
+                conn.execute("COMMIT")
+        return [LogWindowCounts(labels, counts[labels], sizes[labels]) for labels in sorted(counts)]
 
     def streams(self, matchers, start_ns: int | None, end_ns: int | None) -> list[Labels]:
         """Label sets of streams with records in the range (resource x severity text)."""

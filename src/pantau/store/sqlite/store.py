@@ -35,6 +35,7 @@ from pantau.store.base import (
     LogPage,
     LogQuery,
     LogStreamTimes,
+    LogWindowCounts,
     Matcher,
     Operation,
     RollupSeries,
@@ -429,6 +430,10 @@ class SQLiteStore(Store):
 
     def log_stream_times(self, query: LogQuery) -> list[LogStreamTimes]:
         return self.log_reader.stream_times(query)
+
+    def log_window_counts(self, stream: Sequence[Matcher], ends_ns: np.ndarray, range_ns: int) -> list[LogWindowCounts]:
+        services = [m.value for m in stream if m.name == "service_name" and m.op == "="]
+        return self.log_reader.window_counts(LogQuery(stream=list(stream), services=services), ends_ns, range_ns)
 
     def log_streams(self, stream: Sequence[Matcher], start_ns: int | None, end_ns: int | None) -> list[Labels]:
         return self.log_reader.streams(stream, start_ns, end_ns)
