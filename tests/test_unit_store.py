@@ -195,3 +195,21 @@ def test_log_search_order_pagination_and_index_agreement(store) -> None:
     assert wait_until(lambda: store.stats().log_index_lag == 0, timeout=30)
     for q, expected in unindexed.items():
         assert search(q) == expected, q
+
+
+def test_boolean_search_like_kibana(store) -> None:
+    dec = decoder()
+    now = time.time_ns() - 10**9
+    lines = ["signer timeout after 5s", "signer connection reset by peer", "signer ok", "debug timeout probe"]
+    for i, body in enumerate(lines):
+        req = log_request(1, service="signer" if i < 3 else "chain", time_ns=now + i, body=body)
+        req.resource_logs[0].scope_logs[0].log_records[0].severity_number = 5 if "debug" in body else 9
+        store.write(dec.logs(req.SerializeToString()).batch)
+
+    def search(text: str) -> set[str]:
+        return {r.body for r in store.search_logs(parse_search(text, LogQuery(limit=100))).records}
+
+    assert search('service:signer (timeout OR "connection reset")') == set(lines[:2])
+    assert search("timeout AND NOT level:debug") == {lines[0]}
+    assert search("timeout -service:signer") == {lines[3]}
+    assert search("(ok OR probe) NOT service:chain") == {lines[2]}

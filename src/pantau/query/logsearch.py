@@ -7,7 +7,10 @@
 * `-word` or `NOT word` excludes; `AND` is implied and may be written;
 * `service:` (or `service.name:`) selects services, `level:`/`severity:` a severity
   (`error`, `warn`, ...; `level>=warn` for at least), `trace_id:`/`span_id:` a trace or span;
-* any other `key:value` filters on a log attribute.
+* any other `key:value` filters on a log attribute;
+* `OR`, parentheses and `NOT` on anything: `service:signer (timeout OR "connection reset")
+  AND NOT level:debug`. The conditions every match must meet still narrow the search through
+  the index; the whole expression is then checked on each candidate.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ def parse_search(text: str, query: LogQuery | None = None) -> LogQuery:
         words = _tokens_with_quotes(text)
     except ValueError as exc:
         raise SearchSyntaxError(f"cannot parse search {text!r}: {exc}") from None
+    if _needs_boolean(words):
+        return _parse_boolean(words, q)
     negate = False
     for word, quoted in words:
         if not quoted and word in ("AND", "&&"):
@@ -142,3 +147,172 @@ def _tokens_with_quotes(text: str) -> list[tuple[str, bool]]:
         out.append((text[i:j], False))
         i = j
     return out
+
+
+# --- boolean searches --------------------------------------------------------------------------
+
+
+def _needs_boolean(words: list[tuple[str, bool]]) -> bool:
+    plain = [w for w, quoted in words if not quoted]
+    if any(w in ("OR", "||") or w.startswith("(") or w.endswith(")") for w in plain):
+        return True
+    for i, (w, quoted) in enumerate(words):  # NOT / - before a field filter
+        if quoted:
+            continue
+        target = w[1:] if w.startswith("-") and len(w) > 1 else (
+            words[i + 1][0] if w == "NOT" and i + 1 < len(words) and not words[i + 1][1] else "")
+        if target and _KEY.match(target):
+            return True
+    return False
+
+
+def _split_parens(words: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
+    out: list[tuple[str, bool]] = []
+    for w, quoted in words:
+        if quoted:
+            out.append((w, True))
+            continue
+        while w.startswith("("):
+            out.append(("(", False))
+            w = w[1:]
+        closing = 0
+        while w.endswith(")") and not _KEY.match(w):
+            closing += 1
+            w = w[:-1]
+        if w.endswith(")") and _KEY.match(w) and w.count("(") < w.count(")"):
+            while w.endswith(")"):
+                closing += 1
+                w = w[:-1]
+        if w:
+            out.append((w, False))
+        out.extend((")", False) for _ in range(closing))
+    return out
+
+
+class _Expr:
+    def __init__(self, words: list[tuple[str, bool]]) -> None:
+        self.words = _split_parens(words)
+        self.i = 0
+
+    def peek(self) -> tuple[str, bool] | None:
+        return self.words[self.i] if self.i < len(self.words) else None
+
+    def parse(self):
+        node = self.or_expr()
+        if self.peek() is not None:
+            raise SearchSyntaxError(f"unexpected {self.peek()[0]!r}")
+        return node
+
+    def or_expr(self):
+        node = self.and_expr()
+        while self.peek() in (("OR", False), ("||", False)):
+            self.i += 1
+            node = ("or", node, self.and_expr())
+        return node
+
+    def and_expr(self):
+        node = self.not_expr()
+        while True:
+            tok = self.peek()
+            if tok is None or tok in ((")", False), ("OR", False), ("||", False)):
+                return node
+            if tok in (("AND", False), ("&&", False)):
+                self.i += 1
+            node = ("and", node, self.not_expr())
+
+    def not_expr(self):
+        tok = self.peek()
+        if tok is None:
+            raise SearchSyntaxError("the search ends where a term was expected")
+        if tok == ("NOT", False):
+            self.i += 1
+            return ("not", self.not_expr())
+        if not tok[1] and tok[0].startswith("-") and len(tok[0]) > 1:
+            self.words[self.i] = (tok[0][1:], False)
+            return ("not", self.not_expr())
+        if tok == ("(", False):
+            self.i += 1
+            node = self.or_expr()
+            if self.peek() != (")", False):
+                raise SearchSyntaxError("a parenthesis is not closed")
+            self.i += 1
+            return node
+        self.i += 1
+        return ("term", tok[0], tok[1])
+
+
+def _conjuncts(node) -> list:
+    if node[0] == "and":
+        return _conjuncts(node[1]) + _conjuncts(node[2])
+    return [node]
+
+
+def _parse_boolean(words: list[tuple[str, bool]], q: LogQuery) -> LogQuery:
+    tree = _Expr(words).parse()
+    # Positive terms every match needs narrow the search (and use the index) ...
+    for node in _conjuncts(tree):
+        if node[0] == "term":
+            word, quoted = node[1], node[2]
+            if quoted:
+                q.phrases.append(word)
+            elif (m := _KEY.match(word)) and m.group(3) != "":
+                _field(q, m.group(1), m.group(2), _unquote(m.group(3)), False)
+            else:
+                q.terms.append(word)
+    # ... and the whole expression is checked on each candidate.
+    check = _compile(tree)
+    previous = q.predicate
+    q.predicate = check if previous is None else (lambda r: previous(r) and check(r))
+    return q
+
+
+def _compile(node):
+    kind = node[0]
+    if kind == "and":
+        a, b = _compile(node[1]), _compile(node[2])
+        return lambda r: a(r) and b(r)
+    if kind == "or":
+        a, b = _compile(node[1]), _compile(node[2])
+        return lambda r: a(r) or b(r)
+    if kind == "not":
+        a = _compile(node[1])
+        return lambda r: not a(r)
+    return _term_check(node[1], node[2])
+
+
+def _record_words(record) -> list[str]:
+    from pantau.otlp.values import as_text
+    from pantau.textmatch import tokens
+
+    body = record.body if isinstance(record.body, str) else as_text(record.body)
+    return tokens(body + "\n" + "\n".join(as_text(v) for v in record.attributes.values()))
+
+
+def _term_check(word: str, quoted: bool):
+    from pantau.otlp.values import as_text
+    from pantau.textmatch import contains_sequence, fold, tokens
+
+    if quoted or not ((m := _KEY.match(word)) and m.group(3) != ""):
+        if not quoted and word.endswith("*") and len(word) > 1:
+            prefix = fold(word[:-1])
+            return lambda r: any(t.startswith(prefix) for t in _record_words(r))
+        seq = tokens(word)
+        return lambda r: contains_sequence(_record_words(r), seq)
+    key, op, value = m.group(1), m.group(2), _unquote(m.group(3))
+    lowered = key.lower()
+    if lowered in _SERVICE_KEYS:
+        return lambda r: r.service == value
+    if lowered in _LEVEL_KEYS:
+        lo, hi = severity_range(value)
+        if op == ":":
+            return lambda r: lo <= r.severity_number <= hi
+        low = lo if op == ">=" else hi + 1
+        return lambda r: r.severity_number >= low
+    if lowered in ("trace_id", "traceid", "trace.id"):
+        tid = parse_hex_id(value, 16, "trace id").hex()
+        return lambda r: r.trace_id == tid
+    if lowered in ("span_id", "spanid", "span.id"):
+        sid = parse_hex_id(value, 8, "span id").hex()
+        return lambda r: r.span_id == sid
+    name = key.removeprefix("attributes.").removeprefix("attr.")
+    return lambda r: name in r.attributes and as_text(r.attributes[name]) == value

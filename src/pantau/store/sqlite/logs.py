@@ -20,7 +20,6 @@ import base64
 import heapq
 import re
 import sqlite3
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pantau.store.sqlite import columns as colfmt
 from pantau.store.sqlite.db import connect_writer
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
 from pantau.store.sqlite.trace_keys import TraceKeyIndex
+from pantau.textmatch import WORD, contains_sequence, fold, tokens
 
 FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
@@ -54,20 +54,7 @@ def fts_path(part_path: Path) -> Path:
     return part_path.with_suffix(".fts.db")
 
 
-# --- tokens, as FTS5's unicode61 tokenizer (remove_diacritics 2) sees them ---------------------
-
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def _fold(text: str) -> str:
-    if text.isascii():
-        return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def tokens(text: str) -> list[str]:
-    return _TOKEN.findall(_fold(text))
+_TOKEN, _fold = WORD, fold
 
 
 # --- writer side -----------------------------------------------------------------------------
@@ -282,12 +269,7 @@ class _Matcher:
         return True
 
 
-def _contains_seq(toks: list[str], seq: list[str]) -> bool:
-    if len(seq) == 1:
-        return seq[0] in toks
-    n = len(seq)
-    first = seq[0]
-    return any(toks[i] == first and toks[i:i + n] == seq for i in range(len(toks) - n + 1))
+_contains_seq = contains_sequence
 
 
 def _substring_fts(literal: str) -> list[str]:
