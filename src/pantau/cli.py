@@ -82,6 +82,47 @@ def _limit_malloc_arenas() -> None:
         pass  # not glibc: nothing to tune
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+def _audit_entries(data_dir: Path):
+    if not (data_dir / "audit.db").exists():
+        _fail(f"no audit log in {data_dir} (is it a pantau data directory?)")
+    from pantau.store.sqlite.audit import read_chain
+
+    return read_chain(data_dir / "audit.db")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data_dir: Annotated[Path, typer.Option(help="The hub's data directory")] = Path("pantau-data"),
+    expect_head: Annotated[str | None, typer.Option(help="A head hash recorded earlier (pantau audit head)")] = None,
+    expect_count: Annotated[int | None, typer.Option(help="The entry count recorded with it")] = None,
+) -> None:
+    """Prove that no audit record was changed, removed or reordered; name the first broken link."""
+    from pantau.logs.audit import verify
+
+    verdict = verify(_audit_entries(data_dir), expect_head, expect_count)
+    if verdict.ok:
+        typer.echo(f"audit log intact: {verdict.count} records, head {verdict.head}")
+        return
+    typer.secho(f"audit log BROKEN at entry {verdict.first_broken}: {verdict.reason} "
+                f"({verdict.count} records verified before it)", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(
+    data_dir: Annotated[Path, typer.Option(help="The hub's data directory")] = Path("pantau-data"),
+) -> None:
+    """Print the chain's length and last hash, to write down somewhere else."""
+    last = None
+    for last in _audit_entries(data_dir):  # noqa: B007
+        pass
+    typer.echo(f"{last.seq if last else 0} {last.hash.hex() if last else '0' * 64}")
+
+
 @app.command()
 def version() -> None:
     """Print pantau's version."""

@@ -254,6 +254,8 @@ class LogBatch:
     resource_ref: list[int] = field(default_factory=list)
     scope_ref: list[int] = field(default_factory=list)
     payload: list[bytes] = field(default_factory=list)
+    # Audit records of the batch, for the tamper-evident chain: (time ns, canonical JSON).
+    audit: list[tuple[int, bytes]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.time_ns)

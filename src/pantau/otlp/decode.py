@@ -203,6 +203,10 @@ class OtlpDecoder:
                         if truncated:
                             out.note(f"{truncated} attribute value(s) longer than {max_attr} bytes "
                                      "were truncated")
+                    if b"audit" in payload:  # cheap test first: decode only likely audit records
+                        entry = _audit_entry(payload, text, ts, service, resource)
+                        if entry is not None:
+                            batch.audit.append((ts, entry))
                     batch.time_ns.append(ts)
                     batch.observed_ns.append(observed)
                     batch.severity_number.append(severity)
@@ -349,6 +353,23 @@ def _truncate_log(payload: bytes, limit: int) -> tuple[bytes, int]:
     record.ParseFromString(payload)
     count = _truncate_values(record.attributes, limit)
     return (record.SerializeToString(), count) if count else (payload, 0)
+
+
+def _audit_entry(payload: bytes, body: str, ts: int, service: str, resource: bytes) -> bytes | None:
+    from pantau.logs.audit import canonical, is_audit
+    from pantau.otlp.convert import resource_from_bytes
+    from pantau.otlp.values import json_safe
+
+    record = PbLogRecord()
+    record.ParseFromString(payload)
+    attributes = from_key_values(record.attributes)
+    if not is_audit(attributes, record.event_name):
+        return None
+    return canonical({
+        "time_unix_nano": ts, "service": service, "severity_number": record.severity_number,
+        "severity_text": record.severity_text, "body": body, "attributes": json_safe(attributes),
+        "resource": json_safe(resource_from_bytes(resource).attributes),
+        "trace_id": record.trace_id.hex(), "span_id": record.span_id.hex()})
 
 
 def _structured_body_text(payload: bytes) -> str:

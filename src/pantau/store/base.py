@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pantau.logs.audit import AuditEntry
 from pantau.model import Labels, LogBatch, LogRecord, MetricMetadata, SampleBatch, Span, SpanBatch
 
 WriteBatch = SpanBatch | LogBatch | SampleBatch
@@ -323,6 +324,11 @@ class Store(ABC):
 
     @abstractmethod
     def metadata(self, metric: str | None = None) -> dict[str, list[MetricMetadata]]: ...
+
+    # audit
+    @abstractmethod
+    def audit_chain(self) -> Iterator[AuditEntry]:
+        """The tamper-evident chain of audit records, in sequence (see pantau.logs.audit)."""
 
     # events and state
     @abstractmethod

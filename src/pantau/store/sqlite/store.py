@@ -19,13 +19,14 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pantau.logs.audit import AuditEntry
 from pantau.model import Labels, LogBatch, MetricMetadata, SampleBatch, Span, SpanBatch
 from pantau.store.base import (
     CommitListener,
@@ -50,6 +51,7 @@ from pantau.store.sqlite import logs as log_store
 from pantau.store.sqlite import rollups
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
+from pantau.store.sqlite.audit import AuditChain, read_chain
 from pantau.store.sqlite.db import connect_writer
 from pantau.store.sqlite.events import EventStore
 from pantau.store.sqlite.indexer import IndexerProcess
@@ -93,6 +95,7 @@ class SQLiteStore(Store):
         self.pool = ReaderPool()
         self.series = SeriesIndex(self.root / "index.db", options.synchronous)
         self.events = EventStore(self.root / "state.db", options.synchronous)
+        self.audit = AuditChain(self.root / "audit.db", options.synchronous)
         self.queue = WriteQueue(options.queue_capacity)
         self.span_reader = span_store.SpanReader(self.parts["spans"], self.pool)
         self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
@@ -135,6 +138,7 @@ class SQLiteStore(Store):
                     part.state.conn.close()
         self.series.close()
         self.events.close()
+        self.audit.close()
         self.pool.close_thread()
 
     def add_commit_listener(self, listener: CommitListener) -> None:
@@ -239,6 +243,15 @@ class SQLiteStore(Store):
             if ok is not None:
                 for i, _, _ in members:
                     failures[i] = ok
+        audit = [(i, b.audit) for i, b in enumerate(batches)
+                 if isinstance(b, LogBatch) and b.audit and i not in failures]
+        if audit:
+            try:
+                self.audit.append([entry for _, entries in audit for entry in entries])
+            except Exception as exc:
+                log.error("audit chain write failed: %s", exc)
+                for i, _ in audit:
+                    failures[i] = _wrap(exc)
         for key, members in sample_groups.items():
             part = self._partition("metrics", key)
             state: sample_store.SamplePartition = part.state
@@ -501,6 +514,9 @@ class SQLiteStore(Store):
                 continue
             lag += max(0, part.state.next_block - 1 - upto)
         return lag
+
+    def audit_chain(self) -> Iterator[AuditEntry]:
+        return read_chain(self.root / "audit.db")
 
     # --- events and state ----------------------------------------------------------------------
 

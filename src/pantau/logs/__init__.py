@@ -1,0 +1,1 @@
+"""Log intelligence: the audit chain, patterns, detectors, redaction at ingest, export."""
