@@ -1,0 +1,128 @@
+"""Seasonal baseline: what this series usually does at this hour of the week (and, until it
+has seen the same hour twice, at this hour of the day).
+
+The profiles learn by themselves: each completed hour folds its mean and spread into the
+hour-of-week and hour-of-day slots with exponential forgetting, so a weekly pattern that
+changes is followed within a few weeks. Profiles change only when an hour completes, so a
+block of points is scored hour by hour with one lookup per hour. Hours are UTC; a slot needs
+`min_weeks` observations (hour-of-week) or `min_days` (hour-of-day) before it is trusted.
+
+An ordinary Monday-morning peak is far from the weekend's values a trailing window holds, but
+close to the usual Monday morning: the ensemble lets this detector overrule the others where
+its profile is trusted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pantau.anomaly.base import squash
+from pantau.anomaly.output import DetectorOutput
+
+HOUR_MS = 3_600_000
+WEEK_HOURS = 168
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def hour_of_week(hour_index: np.ndarray | int) -> np.ndarray | int:
+    """Hours since Monday 00:00 UTC (the epoch, 1970-01-01, was a Thursday)."""
+    return (hour_index + 72) % WEEK_HOURS
+
+
+def slot_name(t_ms: int, weekly: bool) -> str:
+    how = hour_of_week(t_ms // HOUR_MS)
+    return f"{DAYS[how // 24]} {how % 24:02d}:00" if weekly else f"{how % 24:02d}:00"
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonalParams:
+    week_beta: float = 0.3  # weight of the newest week in an hour-of-week slot
+    day_beta: float = 0.1  # weight of the newest day in an hour-of-day slot
+    min_weeks: int = 2
+    min_days: int = 3
+    z_min: float = 3.0
+    z_half: float = 6.0
+    rel_floor: float = 0.01
+    abs_floor: float = 1e-9
+
+
+class Seasonal:
+    name = "seasonal"
+
+    def __init__(self, params: SeasonalParams = SeasonalParams()) -> None:
+        self.p = params
+        self.week = np.zeros((3, WEEK_HOURS), dtype=np.float32)  # mean, variance, observations
+        self.day = np.zeros((3, 24), dtype=np.float32)
+        self.hour = -1  # the hour being accumulated (index since the epoch)
+        self.acc = [0.0, 0.0, 0.0]  # its count, sum, sum of squares
+
+    def state(self) -> tuple[np.ndarray, np.ndarray, int, list[float]]:
+        return self.week.copy(), self.day.copy(), self.hour, list(self.acc)
+
+    def load(self, week: np.ndarray, day: np.ndarray, hour: int, acc: list[float]) -> None:
+        self.week = np.asarray(week, dtype=np.float32).reshape(3, WEEK_HOURS).copy()
+        self.day = np.asarray(day, dtype=np.float32).reshape(3, 24).copy()
+        self.hour, self.acc = int(hour), [float(a) for a in acc]
+
+    def _fold(self) -> None:
+        """Fold the completed hour into its hour-of-week and hour-of-day slots."""
+        count, total, squares = self.acc
+        if count <= 0:
+            return
+        mean = total / count
+        var = max(squares / count - mean * mean, 0.0)
+        how = hour_of_week(self.hour)
+        for prof, slot, beta in ((self.week, how, self.p.week_beta), (self.day, how % 24, self.p.day_beta)):
+            m, v, k = (float(a) for a in prof[:, slot])
+            b = max(beta, 1.0 / (k + 1.0))
+            d = mean - m
+            prof[0, slot] = m + b * d
+            prof[1, slot] = (1 - b) * (v + b * d * d) + b * var
+            prof[2, slot] = min(k + 1.0, 255.0)
+        self.acc = [0.0, 0.0, 0.0]
+
+    def score(self, t_ms: np.ndarray, x: np.ndarray) -> tuple[DetectorOutput, np.ndarray]:
+        """Scores, and per point whether the weekly (1), daily (2) or no (0) profile was used."""
+        n = len(x)
+        if n == 0:
+            return DetectorOutput.empty(0), np.zeros(0, dtype=np.int8)
+        hours = t_ms // HOUR_MS
+        starts = np.flatnonzero(np.concatenate([[True], hours[1:] != hours[:-1]]))
+        ends = np.append(starts[1:], n)
+        xs = np.asarray(x, dtype=np.float64)
+        sums = np.add.reduceat(xs, starts)
+        squares = np.add.reduceat(xs * xs, starts)
+        run_hours = hours[starts].tolist()
+        exp_run, sd_run, kind_run = [], [], []
+        week, day, p = self.week, self.day, self.p
+        for r, h in enumerate(run_hours):
+            if h != self.hour:
+                self._fold()
+                self.hour = h
+            how = (h + 72) % WEEK_HOURS
+            if week[2, how] >= p.min_weeks:
+                exp_run.append(float(week[0, how]))
+                sd_run.append(float(week[1, how]) ** 0.5)
+                kind_run.append(1)
+            elif day[2, how % 24] >= p.min_days:
+                exp_run.append(float(day[0, how % 24]))
+                sd_run.append(float(day[1, how % 24]) ** 0.5)
+                kind_run.append(2)
+            else:
+                exp_run.append(np.nan)
+                sd_run.append(np.nan)
+                kind_run.append(0)
+            acc = self.acc
+            acc[0] += float(ends[r] - starts[r])
+            acc[1] += float(sums[r])
+            acc[2] += float(squares[r])
+        lengths = ends - starts
+        expected = np.repeat(np.asarray(exp_run), lengths)
+        sd = np.repeat(np.asarray(sd_run), lengths)
+        kind = np.repeat(np.asarray(kind_run, dtype=np.int8), lengths)
+        sd = np.fmax(sd, np.fmax(p.rel_floor * np.abs(expected), p.abs_floor))
+        z = np.where(kind > 0, (xs - expected) / sd, 0.0)
+        half = p.z_half * sd
+        return DetectorOutput(squash(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind

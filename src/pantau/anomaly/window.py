@@ -1,0 +1,87 @@
+"""The trailing window shared by the robust z-score and IQR detectors: the last `size` values of
+a series and, for each new point, the order statistics of the window *before* it.
+
+Sorting each point's window once gives the median and the quartiles together; the MAD needs
+one more partition. Over a block the windows are a strided view of (history + block), so a
+block of n points costs two vectorised passes over an (n, size) array and no Python loop,
+except while the window is still filling (the first `size` points of a series' life).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """Per point of a block: statistics of the window of values before it (NaN while fewer
+    than `min_points` values have been seen)."""
+
+    median: np.ndarray
+    mad: np.ndarray  # median absolute deviation (unscaled)
+    q1: np.ndarray
+    q3: np.ndarray
+    count: np.ndarray  # how many values the window held
+
+
+class TrailingWindow:
+    """A ring of the last `size` values (float32: the window is a baseline, not a record)."""
+
+    def __init__(self, size: int = 128, min_points: int = 24) -> None:
+        if size < 8:
+            raise ValueError("window size must be at least 8")
+        self.size = size
+        self.min_points = min(min_points, size)
+        self.values = np.zeros(0, dtype=np.float32)  # oldest first, at most `size`
+
+    # state -----------------------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        return self.values.copy()
+
+    def load(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.float32)[-self.size:].copy()
+
+    # scoring ---------------------------------------------------------------------------
+    def stats(self, x: np.ndarray) -> WindowStats:
+        """Statistics before each point of `x`, then append `x` to the window."""
+        n, w = len(x), self.size
+        hist = self.values.astype(np.float64)
+        # values enter the window as float32, within a block too, so that scoring a series in
+        # one block or point by point gives exactly the same statistics
+        ext = np.concatenate([hist, np.asarray(x, dtype=np.float32).astype(np.float64)])
+        out = WindowStats(*(np.full(n, np.nan) for _ in range(4)), np.zeros(n, dtype=np.int64))
+        h = len(hist)
+        # points whose window is full: rows of a strided view
+        first_full = max(0, w - h)
+        if first_full < n:
+            windows = sliding_window_view(ext[h + first_full - w: h + n - 1], w)
+            self._fill(out, slice(first_full, n), windows)
+        # points whose window is still filling
+        for i in range(min(first_full, n)):
+            k = h + i
+            if k >= self.min_points:
+                self._fill(out, slice(i, i + 1), ext[None, :k])
+        out.count[:] = np.minimum(np.arange(h, h + n), w)
+        self.values = ext[-w:].astype(np.float32)
+        return out
+
+    @staticmethod
+    def _fill(out: WindowStats, where: slice, windows: np.ndarray) -> None:
+        m = windows.shape[1]
+        srt = np.sort(windows, axis=1)
+        mid = m // 2
+        med = srt[:, mid] if m % 2 else 0.5 * (srt[:, mid - 1] + srt[:, mid])
+        dev = np.abs(windows - med[:, None])
+        part = np.partition(dev, (mid - 1, mid) if m % 2 == 0 else mid, axis=1)
+        mad = part[:, mid] if m % 2 else 0.5 * (part[:, mid - 1] + part[:, mid])
+        pos1, pos3 = 0.25 * (m - 1), 0.75 * (m - 1)
+        lo1, lo3 = int(pos1), int(pos3)
+        f1, f3 = pos1 - lo1, pos3 - lo3
+        hi1, hi3 = min(lo1 + 1, m - 1), min(lo3 + 1, m - 1)
+        out.median[where] = med
+        out.mad[where] = mad
+        out.q1[where] = srt[:, lo1] * (1 - f1) + srt[:, hi1] * f1
+        out.q3[where] = srt[:, lo3] * (1 - f3) + srt[:, hi3] * f3
