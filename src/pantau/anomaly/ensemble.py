@@ -35,7 +35,7 @@ _MAGIC = b"PAE1"
 
 @dataclass(frozen=True)
 class EnsembleParams:
-    window: int = 128  # trailing window of the robust z-score and IQR detectors (points)
+    window: int = 256  # trailing window of the robust z-score and IQR detectors (points)
     min_points: int = 24  # no score before this many points
     robust_z: RobustZParams = field(default_factory=RobustZParams)
     iqr: IQRParams = field(default_factory=IQRParams)
@@ -45,7 +45,7 @@ class EnsembleParams:
     weights: dict[str, float] = field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     seasonal_gate: bool = True
-    refractory: int = 0  # points damped after an onset (0: off)
+    refractory: int = 200  # points damped after an onset (0: off)
     refractory_level: float = 0.5
     only: str | None = None  # one detector alone (backtesting a single detector)
 
@@ -63,7 +63,8 @@ class Scored:
 
     t_ms: np.ndarray
     x: np.ndarray
-    score: np.ndarray
+    score: np.ndarray  # the onset score: damped for `refractory` points after an onset
+    raw: np.ndarray  # the same before damping: how anomalous each point is
     detectors: dict[str, DetectorOutput]
     seasonal_kind: np.ndarray  # 1 weekly profile trusted, 2 daily, 0 none
     cusum_since: np.ndarray
@@ -161,6 +162,8 @@ class Ensemble:
             score = 1.0 - keep
             if self.p.seasonal_gate and w.get("seasonal", 0.0) > 0:
                 score = np.where(kind > 0, np.minimum(score, outs["seasonal"].score), score)
+        score = np.clip(score, 0.0, 1.0)
+        raw = score
         if self.p.refractory:
             score = self._refractory(score)
         seasonal = outs.get("seasonal")
@@ -171,7 +174,7 @@ class Ensemble:
         upper = np.where(use_seasonal, seasonal.upper, band.upper) if seasonal is not None else band.upper
         self.last_t = int(t_ms[-1]) if n else self.last_t
         self.seen += n
-        return Scored(t_ms, x, np.clip(score, 0.0, 1.0), outs, kind, since, stats.count, expected, lower, upper)
+        return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
 
     def _score_with_gaps(self, t_ms: np.ndarray, x: np.ndarray, finite: np.ndarray) -> Scored:
         n = len(x)
@@ -187,10 +190,10 @@ class Ensemble:
                 for f in ("score", "z", "expected", "lower", "upper"):
                     getattr(out, f)[good] = getattr(src, f)
             outs[name] = out
-        res = Scored(t_ms, x, score, outs, np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int64),
+        res = Scored(t_ms, x, score, score.copy(), outs, np.zeros(n, dtype=np.int8), np.zeros(n, dtype=np.int64),
                      np.zeros(n, dtype=np.int64), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan))
         if inner is not None:
-            for f in ("score", "seasonal_kind", "cusum_since", "window_count", "expected", "lower", "upper"):
+            for f in ("score", "raw", "seasonal_kind", "cusum_since", "window_count", "expected", "lower", "upper"):
                 getattr(res, f)[good] = getattr(inner, f)
         return res
 

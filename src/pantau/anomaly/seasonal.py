@@ -104,11 +104,11 @@ class Seasonal:
             how = (h + 72) % WEEK_HOURS
             if week[2, how] >= p.min_weeks:
                 exp_run.append(float(week[0, how]))
-                sd_run.append(float(week[1, how]) ** 0.5)
+                sd_run.append(_pooled_sd(week, how, WEEK_HOURS))
                 kind_run.append(1)
             elif day[2, how % 24] >= p.min_days:
                 exp_run.append(float(day[0, how % 24]))
-                sd_run.append(float(day[1, how % 24]) ** 0.5)
+                sd_run.append(_pooled_sd(day, how % 24, 24))
                 kind_run.append(2)
             else:
                 exp_run.append(np.nan)
@@ -126,3 +126,11 @@ class Seasonal:
         z = np.where(kind > 0, (xs - expected) / sd, 0.0)
         half = p.z_half * sd
         return DetectorOutput(squash(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind
+
+
+def _pooled_sd(profile: np.ndarray, slot: int, slots: int) -> float:
+    """The slot's spread, at least the average of it and its neighbours': two or three weeks
+    of one hour are too few to estimate a variance alone, and neighbouring hours are alike."""
+    own = float(profile[1, slot])
+    near = [float(profile[1, s % slots]) for s in (slot - 1, slot, slot + 1) if profile[2, s % slots] > 0]
+    return max(own, 0.5 * sum(near) / len(near)) ** 0.5
