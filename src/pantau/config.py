@@ -189,12 +189,16 @@ class ScrapeConfig(_Strict):
         return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
 
 
+from pantau.anomaly.config import AnomalyConfig  # noqa: E402  (it uses Duration, defined above)
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
+    anomaly: AnomalyConfig = AnomalyConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:
