@@ -53,17 +53,20 @@ class Seasonal:
 
     def __init__(self, params: SeasonalParams = SeasonalParams()) -> None:
         self.p = params
-        self.week = np.zeros((3, WEEK_HOURS), dtype=np.float32)  # mean, variance, observations
-        self.day = np.zeros((3, 24), dtype=np.float32)
+        # [mean, variance, observations] per slot, as Python floats: a fold is a handful of
+        # scalar operations, which lists do faster than NumPy. Saved as float32.
+        self.week = [[0.0] * WEEK_HOURS for _ in range(3)]
+        self.day = [[0.0] * 24 for _ in range(3)]
         self.hour = -1  # the hour being accumulated (index since the epoch)
         self.acc = [0.0, 0.0, 0.0]  # its count, sum, sum of squares
 
     def state(self) -> tuple[np.ndarray, np.ndarray, int, list[float]]:
-        return self.week.copy(), self.day.copy(), self.hour, list(self.acc)
+        return (np.asarray(self.week, dtype=np.float32), np.asarray(self.day, dtype=np.float32),
+                self.hour, list(self.acc))
 
     def load(self, week: np.ndarray, day: np.ndarray, hour: int, acc: list[float]) -> None:
-        self.week = np.asarray(week, dtype=np.float32).reshape(3, WEEK_HOURS).copy()
-        self.day = np.asarray(day, dtype=np.float32).reshape(3, 24).copy()
+        self.week = np.asarray(week, dtype=np.float64).reshape(3, WEEK_HOURS).tolist()
+        self.day = np.asarray(day, dtype=np.float64).reshape(3, 24).tolist()
         self.hour, self.acc = int(hour), [float(a) for a in acc]
 
     def _fold(self) -> None:
@@ -73,14 +76,14 @@ class Seasonal:
             return
         mean = total / count
         var = max(squares / count - mean * mean, 0.0)
-        how = hour_of_week(self.hour)
-        for prof, slot, beta in ((self.week, how, self.p.week_beta), (self.day, how % 24, self.p.day_beta)):
-            m, v, k = (float(a) for a in prof[:, slot])
+        how = (self.hour + 72) % WEEK_HOURS
+        for (pm, pv, pn), slot, beta in ((self.week, how, self.p.week_beta), (self.day, how % 24, self.p.day_beta)):
+            m, k = pm[slot], pn[slot]
             b = max(beta, 1.0 / (k + 1.0))
             d = mean - m
-            prof[0, slot] = m + b * d
-            prof[1, slot] = (1 - b) * (v + b * d * d) + b * var
-            prof[2, slot] = min(k + 1.0, 255.0)
+            pm[slot] = m + b * d
+            pv[slot] = (1 - b) * (pv[slot] + b * d * d) + b * var
+            pn[slot] = min(k + 1.0, 255.0)
         self.acc = [0.0, 0.0, 0.0]
 
     def score(self, t_ms: np.ndarray, x: np.ndarray) -> tuple[DetectorOutput, np.ndarray]:
@@ -91,34 +94,39 @@ class Seasonal:
         hours = t_ms // HOUR_MS
         starts = np.flatnonzero(np.concatenate([[True], hours[1:] != hours[:-1]]))
         ends = np.append(starts[1:], n)
+        lengths = ends - starts
         xs = np.asarray(x, dtype=np.float64)
-        sums = np.add.reduceat(xs, starts)
-        squares = np.add.reduceat(xs * xs, starts)
+        sums = np.add.reduceat(xs, starts).tolist()
+        squares = np.add.reduceat(xs * xs, starts).tolist()
+        counts = lengths.astype(np.float64).tolist()
         run_hours = hours[starts].tolist()
         exp_run, sd_run, kind_run = [], [], []
-        week, day, p = self.week, self.day, self.p
+        p = self.p
+        wm, wv, wn = self.week
+        dm, dv, dn = self.day
+        nan = float("nan")
         for r, h in enumerate(run_hours):
             if h != self.hour:
                 self._fold()
                 self.hour = h
             how = (h + 72) % WEEK_HOURS
-            if week[2, how] >= p.min_weeks:
-                exp_run.append(float(week[0, how]))
-                sd_run.append(_pooled_sd(week, how, WEEK_HOURS))
+            hod = how % 24
+            if wn[how] >= p.min_weeks:
+                exp_run.append(wm[how])
+                sd_run.append(_pooled_sd(wv, wn, how, WEEK_HOURS))
                 kind_run.append(1)
-            elif day[2, how % 24] >= p.min_days:
-                exp_run.append(float(day[0, how % 24]))
-                sd_run.append(_pooled_sd(day, how % 24, 24))
+            elif dn[hod] >= p.min_days:
+                exp_run.append(dm[hod])
+                sd_run.append(_pooled_sd(dv, dn, hod, 24))
                 kind_run.append(2)
             else:
-                exp_run.append(np.nan)
-                sd_run.append(np.nan)
+                exp_run.append(nan)
+                sd_run.append(nan)
                 kind_run.append(0)
             acc = self.acc
-            acc[0] += float(ends[r] - starts[r])
-            acc[1] += float(sums[r])
-            acc[2] += float(squares[r])
-        lengths = ends - starts
+            acc[0] += counts[r]
+            acc[1] += sums[r]
+            acc[2] += squares[r]
         expected = np.repeat(np.asarray(exp_run), lengths)
         sd = np.repeat(np.asarray(sd_run), lengths)
         kind = np.repeat(np.asarray(kind_run, dtype=np.int8), lengths)
@@ -128,9 +136,14 @@ class Seasonal:
         return DetectorOutput(squash(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind
 
 
-def _pooled_sd(profile: np.ndarray, slot: int, slots: int) -> float:
-    """The slot's spread, at least the average of it and its neighbours': two or three weeks
-    of one hour are too few to estimate a variance alone, and neighbouring hours are alike."""
-    own = float(profile[1, slot])
-    near = [float(profile[1, s % slots]) for s in (slot - 1, slot, slot + 1) if profile[2, s % slots] > 0]
-    return max(own, 0.5 * sum(near) / len(near)) ** 0.5
+def _pooled_sd(var: list[float], obs: list[float], slot: int, slots: int) -> float:
+    """The slot's spread, at least half the average of it and its neighbours': two or three
+    weeks of one hour are too few to estimate a variance alone, and neighbouring hours are alike."""
+    own = var[slot]
+    lo, hi = (slot - 1) % slots, (slot + 1) % slots
+    total, k = own, 1
+    if obs[lo] > 0:
+        total, k = total + var[lo], k + 1
+    if obs[hi] > 0:
+        total, k = total + var[hi], k + 1
+    return max(own, 0.5 * total / k) ** 0.5
