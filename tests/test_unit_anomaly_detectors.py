@@ -171,3 +171,17 @@ def test_onset_score_is_damped_after_an_onset_raw_score_is_not():
     scored = Ensemble(EnsembleParams(refractory=50)).score(times(1500), x)
     assert scored.score[1000] >= 0.5 and (scored.score[1001:1050] == 0).all()
     assert (scored.raw[1000:1005] >= 0.5).all()
+
+
+@pytest.mark.parametrize("only", [None, "robust_z", "iqr", "ewma", "cusum", "seasonal"])
+def test_point_by_point_equals_block(only):
+    """The hub's streaming path (one point per call, scalar arithmetic) scores as the block path."""
+    t, x, _ = weekly_series(weeks=3)
+    params = EnsembleParams(only=only, refractory=30)
+    block = Ensemble(params).score(t, x)
+    ens = Ensemble(params)
+    one = [ens.score(t[i:i + 1], x[i:i + 1]) for i in range(len(x))]
+    np.testing.assert_allclose([s.score[0] for s in one], block.score, atol=1e-6)
+    np.testing.assert_allclose([s.raw[0] for s in one], block.raw, atol=1e-6)
+    np.testing.assert_allclose([s.upper[0] for s in one], block.upper, rtol=1e-9, equal_nan=True)
+    assert one[-1].explain(0, "x")

@@ -13,6 +13,12 @@ def squash(z: np.ndarray, z0: float, z_half: float) -> np.ndarray:
     return 1.0 - np.exp2(-(excess * excess))
 
 
+def squash_one(z: float, z0: float, z_half: float) -> float:
+    """`squash` for one value (the streaming path)."""
+    excess = max(abs(z) - z0, 0.0) / (z_half - z0)
+    return 1.0 - 2.0 ** (-(excess * excess))
+
+
 def ewm(x: np.ndarray, alpha: float, y0: float) -> np.ndarray:
     """y[t] = (1 - alpha) * y[t-1] + alpha * x[t] with y[-1] = y0, for a whole block at once.
 

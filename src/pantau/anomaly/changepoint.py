@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pantau.anomaly.base import reflected_walk, squash
+from pantau.anomaly.base import reflected_walk, squash, squash_one
 from pantau.anomaly.output import DetectorOutput
 
 
@@ -56,6 +56,21 @@ class CUSUM:
         self.up_since, self.down_since = int(up_since[-1]), int(down_since[-1])
         nan = np.full(n, np.nan)
         return DetectorOutput(squash(z, self.p.h / 2, self.p.h), z, nan, nan.copy(), nan.copy()), since
+
+    def score_one(self, t_ms: int, robust_z: float, valid: bool) -> tuple[float, float, int]:
+        """(score, signed sum, excursion start) of one point."""
+        p = self.p
+        zc = min(max(robust_z, -p.clip), p.clip)
+        up = max(0.0, self.up + (zc - p.k if valid else 0.0))
+        down = max(0.0, self.down + (-zc - p.k if valid else 0.0))
+        if up <= 0.0:
+            self.up_since = t_ms
+        if down <= 0.0:
+            self.down_since = t_ms
+        self.up, self.down = up, down
+        z = up if up >= down else -down
+        since = self.up_since if up >= down else self.down_since
+        return squash_one(z, p.h / 2, p.h), z, since
 
 
 def _since(t_ms: np.ndarray, s: np.ndarray, carried: int) -> np.ndarray:

@@ -15,6 +15,7 @@ first detection in a window counts, every further one outside it costs.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -136,6 +137,8 @@ class Ensemble:
         t_ms = np.asarray(t_ms, dtype=np.int64)
         x = np.asarray(x, dtype=np.float64)
         n = len(x)
+        if n == 1 and math.isfinite(x[0]):
+            return self._score_one(int(t_ms[0]), float(x[0]))
         # NaN (and staleness markers) carry no information: score 0, learn nothing
         finite = np.isfinite(x)
         if not finite.all():
@@ -175,6 +178,59 @@ class Ensemble:
         self.last_t = int(t_ms[-1]) if n else self.last_t
         self.seen += n
         return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
+
+    def _score_one(self, t: int, x: float) -> Scored:
+        """The same as `score` for one point, with scalar arithmetic: in the hub each series
+        gets one new point per evaluation, and NumPy's per-call overhead on arrays of one
+        element would cost ten times the arithmetic."""
+        p = self.p
+        med, mad, q1, q3, count = self.window.stats_one(x)
+        valid = count >= p.min_points
+        rz = self.robust.score_one(x, med, mad, q1, q3)
+        iq = self.iqr.score_one(x, med, q1, q3)
+        ew = self.ewma.score_one(x)
+        cs, csum, since = self.cusum.score_one(t, rz[1], valid)
+        se, kind = self.seasonal.score_one(t, x)
+        nan = float("nan")
+        parts = {"robust_z": rz, "iqr": iq, "ewma": ew, "cusum": (cs, csum, nan, nan, nan), "seasonal": se}
+        scores = {k: (v[0] if valid else 0.0) for k, v in parts.items()}
+        if p.only:
+            score = scores[p.only]
+            parts = {p.only: parts[p.only]}
+        else:
+            w = p.weights
+            keep = 1.0
+            for name in ("robust_z", "iqr", "ewma", "cusum"):
+                keep *= 1.0 - w.get(name, 0.0) * scores[name]
+            score = 1.0 - keep
+            if p.seasonal_gate and w.get("seasonal", 0.0) > 0 and kind > 0:
+                score = min(score, scores["seasonal"])
+        score = min(max(score, 0.0), 1.0)
+        raw = score
+        if p.refractory:
+            if self.cooldown:
+                score = 0.0
+                self.cooldown -= 1
+            elif score >= p.refractory_level:
+                self.cooldown = p.refractory
+        band = parts["seasonal"] if (kind > 0 and "seasonal" in parts) else parts.get("robust_z") or \
+            next(iter(parts.values()))
+        self.last_t = t
+        self.seen += 1
+        # every number in one array, handed out as one-element views (array creation dominates)
+        names = list(parts)
+        flat = [score, raw, x, band[2], band[3], band[4]]
+        for k in names:
+            v = parts[k]
+            flat += (scores[k], v[1], v[2], v[3], v[4])
+        arr = np.array(flat)
+        outs = {}
+        for j, k in enumerate(names):
+            b = 6 + 5 * j
+            outs[k] = DetectorOutput(*(arr[b + f:b + f + 1] for f in range(5)))
+        ints = np.array([t, kind, since, min(count, p.window)], dtype=np.int64)
+        return Scored(ints[0:1], arr[2:3], arr[0:1], arr[1:2], outs, ints[1:2], ints[2:3], ints[3:4],
+                      arr[3:4], arr[4:5], arr[5:6])
 
     def _score_with_gaps(self, t_ms: np.ndarray, x: np.ndarray, finite: np.ndarray) -> Scored:
         n = len(x)

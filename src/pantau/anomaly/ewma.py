@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pantau.anomaly.base import ewm, squash
+from pantau.anomaly.base import ewm, squash, squash_one
 from pantau.anomaly.output import DetectorOutput
 
 
@@ -64,3 +64,20 @@ class EWMA:
                              np.where(learning, np.nan, prev_mean + half))
         self.mean, self.var, self.count = float(mean[-1]), float(var[-1]), self.count + n
         return out
+
+    def score_one(self, x: float) -> tuple[float, ...]:
+        p = self.p
+        a = p.alpha
+        m0 = x if self.count == 0 else self.mean
+        v0 = self.var
+        sd = max(v0 ** 0.5, max(p.rel_floor * abs(m0), p.abs_floor))
+        learning = self.count < p.min_points
+        z = 0.0 if learning else (x - m0) / sd
+        self.mean = (1 - a) * m0 + a * x
+        self.var = (1 - a) * v0 + a * (x - m0) ** 2
+        self.count += 1
+        if learning:
+            nan = float("nan")
+            return 0.0, 0.0, nan, nan, nan
+        half = p.z_half * sd
+        return squash_one(z, p.z_min, p.z_half), z, m0, m0 - half, m0 + half

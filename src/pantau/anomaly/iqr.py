@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pantau.anomaly.base import squash
+from pantau.anomaly.base import squash, squash_one
 from pantau.anomaly.output import DetectorOutput
 from pantau.anomaly.window import WindowStats
 
@@ -37,3 +37,12 @@ class IQRFences:
         span = self.p.k_half - self.p.k
         return DetectorOutput(squash(z, 0.0, span), z, stats.median,
                               stats.q1 - self.p.k_half * iqr, stats.q3 + self.p.k_half * iqr)
+
+    def score_one(self, x: float, median: float, q1: float, q3: float) -> tuple[float, ...]:
+        if median != median:
+            return 0.0, 0.0, median, median, median
+        p = self.p
+        iqr = max(q3 - q1, max(p.rel_floor * abs(median), p.abs_floor))
+        upper, lower = q3 + p.k * iqr, q1 - p.k * iqr
+        z = (x - upper) / iqr if x > upper else (x - lower) / iqr if x < lower else 0.0
+        return (squash_one(z, 0.0, p.k_half - p.k), z, median, q1 - p.k_half * iqr, q3 + p.k_half * iqr)

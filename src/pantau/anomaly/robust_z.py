@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pantau.anomaly.base import squash
+from pantau.anomaly.base import squash, squash_one
 from pantau.anomaly.output import DetectorOutput
 from pantau.anomaly.window import WindowStats
 
@@ -47,3 +47,14 @@ class RobustZ:
         half = self.p.z_half * scale
         return DetectorOutput(squash(z, self.p.z_min, self.p.z_half), z, stats.median,
                               stats.median - half, stats.median + half)
+
+    def score_one(self, x: float, median: float, mad: float, q1: float, q3: float) -> tuple[float, ...]:
+        """(score, z, expected, lower, upper) of one point (the streaming path)."""
+        if median != median:  # still learning
+            return 0.0, 0.0, median, median, median
+        p = self.p
+        scale = max(mad, (q3 - q1) / (2 * 0.6745) / MAD_TO_SIGMA)
+        scale = max(scale, max(p.rel_floor * abs(median) / MAD_TO_SIGMA, p.abs_floor))
+        z = (x - median) / scale
+        half = p.z_half * scale
+        return squash_one(z, p.z_min, p.z_half), z, median, median - half, median + half

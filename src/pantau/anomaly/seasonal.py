@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pantau.anomaly.base import squash
+from pantau.anomaly.base import squash, squash_one
 from pantau.anomaly.output import DetectorOutput
 
 HOUR_MS = 3_600_000
@@ -134,6 +134,35 @@ class Seasonal:
         z = np.where(kind > 0, (xs - expected) / sd, 0.0)
         half = p.z_half * sd
         return DetectorOutput(squash(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind
+
+    def score_one(self, t_ms: int, x: float) -> tuple[tuple[float, ...], int]:
+        """((score, z, expected, lower, upper), kind) of one point."""
+        h = t_ms // HOUR_MS
+        if h != self.hour:
+            self._fold()
+            self.hour = h
+        p = self.p
+        how = (h + 72) % WEEK_HOURS
+        hod = how % 24
+        wm, wv, wn = self.week
+        dm, dv, dn = self.day
+        if wn[how] >= p.min_weeks:
+            expected, sd, kind = wm[how], _pooled_sd(wv, wn, how, WEEK_HOURS), 1
+        elif dn[hod] >= p.min_days:
+            expected, sd, kind = dm[hod], _pooled_sd(dv, dn, hod, 24), 2
+        else:
+            kind = 0
+        acc = self.acc
+        acc[0] += 1.0
+        acc[1] += x
+        acc[2] += x * x
+        if not kind:
+            nan = float("nan")
+            return (0.0, 0.0, nan, nan, nan), 0
+        sd = max(sd, max(p.rel_floor * abs(expected), p.abs_floor))
+        z = (x - expected) / sd
+        half = p.z_half * sd
+        return (squash_one(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind
 
 
 def _pooled_sd(var: list[float], obs: list[float], slot: int, slots: int) -> float:

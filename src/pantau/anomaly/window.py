@@ -73,6 +73,35 @@ class TrailingWindow:
         self.values = ext[-w:].astype(np.float32)
         return out
 
+    def stats_one(self, x: float) -> tuple[float, float, float, float, int]:
+        """`stats` for a single point, without building block arrays (the hub's streaming path):
+        (median, mad, q1, q3, count), NaN while learning."""
+        hist = self.values
+        h = len(hist)
+        if h >= self.min_points:
+            # the same arithmetic as _fill on one row, on Python floats
+            srt = np.sort(hist).astype(np.float64)
+            mid = h // 2
+            med = float(srt[mid]) if h % 2 else 0.5 * (float(srt[mid - 1]) + float(srt[mid]))
+            dev = np.sort(np.abs(srt - med))
+            mad = float(dev[mid]) if h % 2 else 0.5 * (float(dev[mid - 1]) + float(dev[mid]))
+            pos1, pos3 = 0.25 * (h - 1), 0.75 * (h - 1)
+            lo1, lo3 = int(pos1), int(pos3)
+            f1, f3 = pos1 - lo1, pos3 - lo3
+            hi1, hi3 = min(lo1 + 1, h - 1), min(lo3 + 1, h - 1)
+            q1 = float(srt[lo1]) * (1 - f1) + float(srt[hi1]) * f1
+            q3 = float(srt[lo3]) * (1 - f3) + float(srt[hi3]) * f3
+            res = (med, mad, q1, q3, h)
+        else:
+            nan = float("nan")
+            res = (nan, nan, nan, nan, h)
+        if h < self.size:
+            self.values = np.append(hist, np.float32(x))
+        else:
+            hist[:-1] = hist[1:]
+            hist[-1] = x
+        return res
+
     @staticmethod
     def _fill(out: WindowStats, where: slice, windows: np.ndarray) -> None:
         m = windows.shape[1]
