@@ -76,6 +76,8 @@ class SeriesState:
     dirty: bool = True
     last_score: float = 0.0
     last_value: float = float("nan")
+    outputs: tuple[SampleBatch, list[int]] | None = None  # the score series' refs in a write batch
+    output_keys: list[tuple[Labels, str]] | None = None  # the score series' label sets and keys
 
     def to_bytes(self) -> bytes:
         model = self.model.to_bytes()
@@ -229,16 +231,20 @@ class AnomalyEngine:
                             st.source = "history"
                 elif last is None:
                     st.source = "history"
-            present = result.present[i]
-            if not present.any():
-                continue
-            t = steps[present]
-            x = result.values[i][present]
-            keep = t > st.model.last_t
-            t, x = t[keep], x[keep]
-            if not len(t):
-                continue
-            scored = st.model.score(t, x)
+            if len(steps) == 1:  # the usual evaluation: one new step, no array work
+                if not result.present[i, 0] or int(steps[0]) <= st.model.last_t:
+                    continue
+                scored = st.model.score_point(int(steps[0]), float(result.values[i, 0]))
+                t = steps
+            else:
+                present = result.present[i]
+                t = steps[present]
+                x = result.values[i][present]
+                keep = t > st.model.last_t
+                t, x = t[keep], x[keep]
+                if not len(t):
+                    continue
+                scored = st.model.score(t, x)
             st.dirty = True
             stats.series += 1
             stats.points += len(t)
@@ -253,14 +259,22 @@ class AnomalyEngine:
     def _judge(self, watch: WatchConfig, st: SeriesState, scored: Scored, live: np.ndarray,
                batch: SampleBatch, stats: EvalStats) -> None:
         cfg = self.config
-        base = output_labels(watch.name, st.labels)
-        outs = [make_labels({**base, "__name__": name}) for name in OUTPUT_METRICS]
-        for i in np.flatnonzero(live).tolist():
+        if st.outputs is None or st.outputs[0] is not batch:
+            if st.output_keys is None:
+                base = output_labels(watch.name, st.labels)
+                outs = [make_labels({**base, "__name__": name}) for name in OUTPUT_METRICS]
+                st.output_keys = [(lab, series_key(lab)) for lab in outs]
+            st.outputs = (batch, [batch.add_new_series(lab, key) for lab, key in st.output_keys])
+        refs = st.outputs[1]
+        for i in (np.flatnonzero(live).tolist() if len(live) > 1 else (0,)):
             t = int(scored.t_ms[i])
             s = float(scored.raw[i])
-            for labels, v in zip(outs, (s, scored.expected[i], scored.lower[i], scored.upper[i]), strict=True):
-                if np.isfinite(v):
-                    batch.append(labels, t, float(v))
+            for ref, v in zip(refs, (s, float(scored.expected[i]), float(scored.lower[i]), float(scored.upper[i])),
+                              strict=True):
+                if v == v and abs(v) != float("inf"):
+                    batch.ref.append(ref)
+                    batch.timestamp_ms.append(t)
+                    batch.value.append(v)
             st.last_score, st.last_value = s, float(scored.x[i])
             ev = st.open
             if ev is None:

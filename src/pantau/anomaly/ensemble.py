@@ -179,6 +179,12 @@ class Ensemble:
         self.seen += n
         return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
 
+    def score_point(self, t: int, x: float) -> Scored:
+        """`score` of one point given as plain numbers."""
+        if not math.isfinite(x):
+            return self.score(np.array([t], dtype=np.int64), np.array([x]))
+        return self._score_one(t, x)
+
     def _score_one(self, t: int, x: float) -> Scored:
         """The same as `score` for one point, with scalar arithmetic: in the hub each series
         gets one new point per evaluation, and NumPy's per-call overhead on arrays of one

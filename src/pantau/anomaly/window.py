@@ -64,11 +64,11 @@ class TrailingWindow:
             for lo in range(0, n - first_full, _ROWS):
                 hi = min(n - first_full, lo + _ROWS)
                 self._fill(out, slice(first_full + lo, first_full + hi), windows[lo:hi])
-        # points whose window is still filling
-        for i in range(min(first_full, n)):
-            k = h + i
-            if k >= self.min_points:
-                self._fill(out, slice(i, i + 1), ext[None, :k])
+        # points whose window is still filling (the first `size` points of a series' life)
+        filling = np.arange(min(first_full, n))
+        filling = filling[h + filling >= self.min_points]
+        if len(filling):
+            self._fill_growing(out, filling, h + filling, ext[:w])
         out.count[:] = np.minimum(np.arange(h, h + n), w)
         self.values = ext[-w:].astype(np.float32)
         return out
@@ -101,6 +101,36 @@ class TrailingWindow:
             hist[:-1] = hist[1:]
             hist[-1] = x
         return res
+
+    @staticmethod
+    def _fill_growing(out: WindowStats, rows: np.ndarray, counts: np.ndarray, head: np.ndarray) -> None:
+        """`_fill` for windows that all start at the series' first value and hold `counts`
+        values: NaN-padded to one width (sorting puts NaN last), indexed per row."""
+        width = len(head)
+        padded = np.concatenate([head, np.full(width - len(head), np.nan)]) if len(head) < width else head
+        present = np.arange(width)[None, :] < counts[:, None]
+        windows = np.where(present, padded[None, :], np.nan)
+        srt = np.sort(windows, axis=1)
+
+        def at(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, idx[:, None], axis=1)[:, 0]
+
+        mid = counts // 2
+        odd = counts % 2 == 1
+        med = np.where(odd, at(srt, mid), 0.5 * (at(srt, np.maximum(mid - 1, 0)) + at(srt, mid)))
+        dev = np.sort(np.abs(windows - med[:, None]), axis=1)
+        mad = np.where(odd, at(dev, mid), 0.5 * (at(dev, np.maximum(mid - 1, 0)) + at(dev, mid)))
+        q = []
+        for frac in (0.25, 0.75):
+            pos = frac * (counts - 1)
+            lo = pos.astype(np.int64)
+            f = pos - lo
+            hi = np.minimum(lo + 1, counts - 1)
+            q.append(at(srt, lo) * (1 - f) + at(srt, hi) * f)
+        out.median[rows] = med
+        out.mad[rows] = mad
+        out.q1[rows] = q[0]
+        out.q3[rows] = q[1]
 
     @staticmethod
     def _fill(out: WindowStats, where: slice, windows: np.ndarray) -> None:
