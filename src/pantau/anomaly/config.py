@@ -57,6 +57,8 @@ class SeasonalConfig(_Band):
     day_beta: float = Field(0.1, gt=0, le=1, description="weight of the newest day in an hour-of-day slot")
     min_weeks: int = Field(2, ge=1, description="observations before an hour-of-week slot is trusted")
     min_days: int = Field(3, ge=1, description="observations before an hour-of-day slot is trusted")
+    pool: float = Field(0.0, ge=0, le=1, description="a slot's variance is at least this share of its "
+                        "neighbourhood's (few weeks are too few to estimate one hour's spread alone)")
 
 
 class DetectorsConfig(_Strict):
