@@ -53,10 +53,12 @@ class CUSUMConfig(_Strict):
 
 
 class SeasonalConfig(_Band):
-    week_beta: float = Field(0.3, gt=0, le=1, description="weight of the newest week in an hour-of-week slot")
-    day_beta: float = Field(0.1, gt=0, le=1, description="weight of the newest day in an hour-of-day slot")
+    z_min: float = Field(2.5, gt=0, description="standard deviations from the usual level where scoring starts")
+    z_half: float = Field(5.0, gt=0, description="standard deviations at which the score is 0.5")
+    week_beta: float = Field(0.5, gt=0, le=1, description="weight of the newest week in an hour-of-week slot")
+    day_beta: float = Field(0.2, gt=0, le=1, description="weight of the newest day in an hour-of-day slot")
     min_weeks: int = Field(2, ge=1, description="observations before an hour-of-week slot is trusted")
-    min_days: int = Field(3, ge=1, description="observations before an hour-of-day slot is trusted")
+    min_days: int = Field(2, ge=1, description="observations before an hour-of-day slot is trusted")
     pool: float = Field(0.0, ge=0, le=1, description="a slot's variance is at least this share of its "
                         "neighbourhood's (few weeks are too few to estimate one hour's spread alone)")
 

@@ -38,12 +38,12 @@ def slot_name(t_ms: int, weekly: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SeasonalParams:
-    week_beta: float = 0.3  # weight of the newest week in an hour-of-week slot
-    day_beta: float = 0.1  # weight of the newest day in an hour-of-day slot
+    week_beta: float = 0.5  # weight of the newest week in an hour-of-week slot
+    day_beta: float = 0.2  # weight of the newest day in an hour-of-day slot
     min_weeks: int = 2
-    min_days: int = 3
-    z_min: float = 3.0
-    z_half: float = 6.0
+    min_days: int = 2
+    z_min: float = 2.5
+    z_half: float = 5.0
     rel_floor: float = 0.01
     abs_floor: float = 1e-9
     pool: float = 0.0  # a slot's variance is at least this share of its neighbourhood's
