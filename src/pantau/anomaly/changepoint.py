@@ -22,7 +22,7 @@ class CUSUMParams:
     k: float = 0.5  # allowance: drift per point that is ignored (in robust z units)
     h: float = 12.0  # decision level: score 0.5
     clip: float = 4.0  # largest step one point may add (one spike alone never decides)
-    drain: float = 3  # extra decrease per point back within +-k: a shift that ended is forgotten fast
+    drain: float = 3.0  # extra decrease per point that does not push the sum: a shift that ended is forgotten fast
 
 
 class CUSUM:
@@ -47,9 +47,11 @@ class CUSUM:
         if n == 0:
             return DetectorOutput.empty(0), np.zeros(0, dtype=np.int64)
         zc = np.clip(robust_z, -self.p.clip, self.p.clip)
-        calm = np.where(np.abs(zc) < self.p.k, self.p.drain, 0.0)
-        up = reflected_walk(np.where(valid, zc - self.p.k - calm, 0.0), self.up)
-        down = reflected_walk(np.where(valid, -zc - self.p.k - calm, 0.0), self.down)
+        k, drain = self.p.k, self.p.drain
+        up_step = np.where(zc < k, zc - k - drain, zc - k)  # a point not pushing up drains the up-sum
+        down_step = np.where(-zc < k, -zc - k - drain, -zc - k)
+        up = reflected_walk(np.where(valid, up_step, 0.0), self.up)
+        down = reflected_walk(np.where(valid, down_step, 0.0), self.down)
         z = np.where(up >= down, up, -down)
         up_since = _since(t_ms, up, self.up_since)
         down_since = _since(t_ms, down, self.down_since)
@@ -63,9 +65,10 @@ class CUSUM:
         """(score, signed sum, excursion start) of one point."""
         p = self.p
         zc = min(max(robust_z, -p.clip), p.clip)
-        calm = p.drain if abs(zc) < p.k else 0.0
-        up = max(0.0, self.up + (zc - p.k - calm if valid else 0.0))
-        down = max(0.0, self.down + (-zc - p.k - calm if valid else 0.0))
+        up_step = zc - p.k - (p.drain if zc < p.k else 0.0)
+        down_step = -zc - p.k - (p.drain if -zc < p.k else 0.0)
+        up = max(0.0, self.up + (up_step if valid else 0.0))
+        down = max(0.0, self.down + (down_step if valid else 0.0))
         if up <= 0.0:
             self.up_since = t_ms
         if down <= 0.0:

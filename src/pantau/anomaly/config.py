@@ -50,8 +50,8 @@ class CUSUMConfig(_Strict):
     k: float = Field(0.5, ge=0, description="allowance per point (robust z units)")
     h: float = Field(12.0, gt=0, description="decision level (score 0.5)")
     clip: float = Field(4.0, gt=0, description="largest step one point may add")
-    drain: float = Field(3.0, ge=0, description="extra decrease per point back within +-k (a shift that "
-                         "ended is forgotten fast, so its anomaly ends)")
+    drain: float = Field(3.0, ge=0, description="extra decrease per point that does not push the sum (a shift "
+                         "that ended is forgotten fast, so its anomaly ends)")
 
 
 class SeasonalConfig(_Band):
