@@ -138,8 +138,11 @@ class TrailingWindow:
         srt = np.sort(windows, axis=1)
         mid = m // 2
         med = srt[:, mid] if m % 2 else 0.5 * (srt[:, mid - 1] + srt[:, mid])
-        # np.sort is vectorised (SIMD) where np.partition is not: sorting is the faster median
-        dev = np.sort(np.abs(windows - med[:, None]), axis=1)
+        # np.sort is vectorised (SIMD) where np.partition is not: sorting is the faster median;
+        # deviations from the sorted copy (contiguous), in place
+        dev = srt - med[:, None]
+        np.abs(dev, out=dev)
+        dev.sort(axis=1)
         mad = dev[:, mid] if m % 2 else 0.5 * (dev[:, mid - 1] + dev[:, mid])
         pos1, pos3 = 0.25 * (m - 1), 0.75 * (m - 1)
         lo1, lo3 = int(pos1), int(pos3)
