@@ -99,7 +99,8 @@ def nab(path: Path, repeat: int) -> None:
     for label, scores in (("pantau ensemble", ours), ("rolling z-score (baseline)", base)):
         print(f"{label}:")
         for r in score_corpus(corpus, scores):
-            cats = "  ".join(f"{k} {v:5.1f}" for k, v in r.by_category.items() if v == v)
+            cats = "  ".join(f"{k} {v:5.1f}" if v == v else f"{k} (no windows) {r.fp_by_category.get(k, 0)} FP"
+                             for k, v in r.by_category.items())
             print(f"  {r.profile:19s} {r.score:6.1f}   threshold {r.threshold:.4f}  TP {r.tp} FP {r.fp} FN {r.fn}"
                   f"   | {cats}")
     e, b = statistics.median(ens_s), statistics.median(naive_s)
