@@ -216,6 +216,7 @@ class AnomalyEngine:
             # a series appearing now learns from what is stored before it is judged
             history = self.promql.range(watch.expr, start - warmup_ms, start - step, step, max_resolution_ms=0)
             history_rows = {series_key(lab): i for i, lab in enumerate(history.labels)}
+        single: list[tuple[SeriesState, float]] = []
         for i, labels in enumerate(result.labels):
             key = self._key(watch, labels)
             st = self.series.get(key)
@@ -231,26 +232,35 @@ class AnomalyEngine:
                             st.source = "history"
                 elif last is None:
                     st.source = "history"
-            if len(steps) == 1:  # the usual evaluation: one new step, no array work
-                if not result.present[i, 0] or int(steps[0]) <= st.model.last_t:
-                    continue
-                scored = st.model.score_point(int(steps[0]), float(result.values[i, 0]))
-                t = steps
-            else:
-                present = result.present[i]
-                t = steps[present]
-                x = result.values[i][present]
-                keep = t > st.model.last_t
-                t, x = t[keep], x[keep]
-                if not len(t):
-                    continue
-                scored = st.model.score(t, x)
+            if len(steps) == 1:  # the usual evaluation: one new step, scored for all series at once
+                if result.present[i, 0] and int(steps[0]) > st.model.last_t:
+                    single.append((st, float(result.values[i, 0])))
+                continue
+            present = result.present[i]
+            t = steps[present]
+            x = result.values[i][present]
+            keep = t > st.model.last_t
+            t, x = t[keep], x[keep]
+            if not len(t):
+                continue
+            scored = st.model.score(t, x)
             st.dirty = True
             stats.series += 1
             stats.points += len(t)
             live = t >= live_from
             if live.any():
                 self._judge(watch, st, scored, live, batch, stats)
+        if single:
+            t0 = int(steps[0])
+            scored_all = Ensemble.score_points([st.model for st, _ in single], [t0] * len(single),
+                                               [x for _, x in single])
+            live = np.array([t0 >= live_from])
+            for (st, _), scored in zip(single, scored_all, strict=True):
+                st.dirty = True
+                if live[0]:
+                    self._judge(watch, st, scored, live, batch, stats)
+            stats.series += len(single)
+            stats.points += len(single)
         self.watch_last[watch.name] = end
 
     def _key(self, watch: WatchConfig, labels: Labels) -> str:

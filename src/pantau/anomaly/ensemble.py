@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ from pantau.anomaly.output import DetectorOutput
 from pantau.anomaly.reasons import direction, fmt_time, fmt_value
 from pantau.anomaly.robust_z import RobustZ, RobustZParams
 from pantau.anomaly.seasonal import Seasonal, SeasonalParams, slot_name
-from pantau.anomaly.window import TrailingWindow
+from pantau.anomaly.window import TrailingWindow, stats_of_rows
 
 DETECTORS = ("robust_z", "iqr", "ewma", "cusum", "seasonal")
 _MAGIC = b"PAE1"
@@ -66,7 +67,7 @@ class Scored:
     x: np.ndarray
     score: np.ndarray  # the onset score: damped for `refractory` points after an onset
     raw: np.ndarray  # the same before damping: how anomalous each point is
-    detectors: dict[str, DetectorOutput]
+    detectors: Mapping[str, DetectorOutput]
     seasonal_kind: np.ndarray  # 1 weekly profile trusted, 2 daily, 0 none
     cusum_since: np.ndarray
     window_count: np.ndarray
@@ -114,6 +115,31 @@ class Scored:
         ref = f" against a recent median of {fmt_value(float(base.expected[i]), unit)}" if base is not None else ""
         return (f"{what} has shifted {side} since {fmt_time(int(self.cusum_since[i]))}: now {v}{ref} "
                 f"(CUSUM {abs(z):.1f})")
+
+
+class _PointOutputs(Mapping):
+    """The detectors' outputs for one point, built only when asked for (explaining an anomaly):
+    the hub scores every series at every evaluation and explains a few."""
+
+    def __init__(self, flat: np.ndarray, names: list[str]) -> None:
+        self._flat, self._names = flat, names
+        self._built: dict[str, DetectorOutput] | None = None
+
+    def _outputs(self) -> dict[str, DetectorOutput]:
+        if self._built is None:
+            arr = self._flat
+            self._built = {k: DetectorOutput(*(arr[6 + 5 * j + f: 7 + 5 * j + f] for f in range(5)))
+                           for j, k in enumerate(self._names)}
+        return self._built
+
+    def __getitem__(self, key: str) -> DetectorOutput:
+        return self._outputs()[key]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Ensemble:
@@ -179,18 +205,43 @@ class Ensemble:
         self.seen += n
         return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
 
-    def score_point(self, t: int, x: float) -> Scored:
-        """`score` of one point given as plain numbers."""
+    def score_point(self, t: int, x: float,
+                    window_stats: tuple[float, float, float, float] | None = None) -> Scored:
+        """`score` of one point given as plain numbers. `window_stats` (median, MAD, q1, q3 of
+        the full trailing window, see `score_points`) saves computing them here."""
         if not math.isfinite(x):
             return self.score(np.array([t], dtype=np.int64), np.array([x]))
-        return self._score_one(t, x)
+        return self._score_one(t, x, window_stats)
 
-    def _score_one(self, t: int, x: float) -> Scored:
+    @staticmethod
+    def score_points(models: list[Ensemble], t: list[int], x: list[float]) -> list[Scored]:
+        """One new point for each of many series: the window statistics of all full windows in
+        one vectorised pass (sorting is most of the per-point work), the rest per series."""
+        full = [i for i, m in enumerate(models)
+                if len(m.window.values) == m.window.size and math.isfinite(x[i])]
+        stats: dict[int, tuple[float, float, float, float]] = {}
+        by_size: dict[int, list[int]] = {}
+        for i in full:
+            by_size.setdefault(models[i].window.size, []).append(i)
+        for group in by_size.values():
+            for lo in range(0, len(group), 256):  # a few hundred rows at a time stay in cache
+                rows = group[lo:lo + 256]
+                med, mad, q1, q3 = stats_of_rows(np.stack([models[i].window.values for i in rows]))
+                for i, a, b, c, d in zip(rows, med.tolist(), mad.tolist(), q1.tolist(), q3.tolist(), strict=True):
+                    stats[i] = (a, b, c, d)
+        return [m.score_point(t[i], x[i], stats.get(i)) for i, m in enumerate(models)]
+
+    def _score_one(self, t: int, x: float, window_stats: tuple[float, float, float, float] | None = None) -> Scored:
         """The same as `score` for one point, with scalar arithmetic: in the hub each series
         gets one new point per evaluation, and NumPy's per-call overhead on arrays of one
         element would cost ten times the arithmetic."""
         p = self.p
-        med, mad, q1, q3, count = self.window.stats_one(x)
+        if window_stats is None:
+            med, mad, q1, q3, count = self.window.stats_one(x)
+        else:
+            med, mad, q1, q3 = window_stats
+            count = len(self.window.values)
+            self.window.push(x)
         valid = count >= p.min_points
         rz = self.robust.score_one(x, med, mad, q1, q3)
         iq = self.iqr.score_one(x, med, q1, q3)
@@ -230,10 +281,7 @@ class Ensemble:
             v = parts[k]
             flat += (scores[k], v[1], v[2], v[3], v[4])
         arr = np.array(flat)
-        outs = {}
-        for j, k in enumerate(names):
-            b = 6 + 5 * j
-            outs[k] = DetectorOutput(*(arr[b + f:b + f + 1] for f in range(5)))
+        outs = _PointOutputs(arr, names)
         ints = np.array([t, kind, since, min(count, p.window)], dtype=np.int64)
         return Scored(ints[0:1], arr[2:3], arr[0:1], arr[1:2], outs, ints[1:2], ints[2:3], ints[3:4],
                       arr[3:4], arr[4:5], arr[5:6])
