@@ -182,3 +182,76 @@ def test_restart_keeps_baselines_no_relearning(hub_factory, tmp_path):
     opened = wait_until(lambda: anomalies(again, watch="checkout_latency"), timeout=20)
     assert opened, again.log()
     assert opened[0]["reason"].startswith("p99 latency 850 ms is ")
+
+
+SDK_CONFIG = """
+anomaly:
+  evaluation_interval: 0.5s
+  step: 1s
+  warmup: 10m
+  close_after: 3
+  default_watches: false
+  watches:
+    - name: checkout_p99
+      expr: histogram_quantile(0.99, sum by (job, le) (rate(http_server_duration_milliseconds_bucket[5s])))
+      description: p99 latency
+      unit: ms
+  detectors:
+    min_points: 10
+"""
+
+
+class SdkService(threading.Thread):
+    """A service instrumented with the OpenTelemetry SDK: an `http.server.duration` histogram
+    (ms) exported over OTLP/HTTP every half second; ~100 requests a second."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        super().__init__(daemon=True)
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter(f"{hub.otlp_http}/v1/metrics"),
+                                               export_interval_millis=500)
+        self.provider = MeterProvider(resource=Resource.create({"service.name": "checkout"}), metric_readers=[reader])
+        self.histogram = self.provider.get_meter("checkout").create_histogram("http.server.duration", unit="ms")
+        self.slow = False
+        self.stopped = threading.Event()
+        self.rng = np.random.default_rng(21)
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            for _ in range(10):
+                latency = 850.0 if self.slow else float(self.rng.uniform(20, 60))
+                self.histogram.record(latency, {"http.route": "/checkout", "http.method": "POST"})
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.provider.shutdown()
+
+
+def test_sdk_instrumented_service_latency_anomaly(hub_factory):
+    hub = hub_factory(SDK_CONFIG).start()
+    service = SdkService(hub)
+    service.start()
+    try:
+        assert wait_until(lambda: [s for s in watched(hub) if s["watch"] == "checkout_p99" and s["points_seen"] >= 20],
+                          timeout=40), watched(hub)
+        assert anomalies(hub, watch="checkout_p99") == []
+        service.slow = True
+        opened = wait_until(lambda: anomalies(hub, watch="checkout_p99"), timeout=20)
+        assert opened, hub.log()
+        time.sleep(6)
+        service.slow = False
+        ended = wait_until(lambda: [a for a in anomalies(hub, watch="checkout_p99") if not a["open"]], timeout=40)
+        assert ended, anomalies(hub)
+    finally:
+        service.stop()
+    (a,) = anomalies(hub, watch="checkout_p99")
+    assert a["labels"]["job"] == "checkout"
+    assert a["reason"].startswith("p99 latency "), a["reason"]
+    assert " above " in a["reason"]
+    assert a["end_ns"] > a["start_ns"]
