@@ -157,9 +157,15 @@ def test_business_rule_event_opens_and_ends(hub_factory):
     assert a["labels"]["anomaly_rule"] == "signing_failures"
     assert a["severity"] == "critical"
     assert a["reason"] == "signing failures 25 is above the limit of 20"
+    assert [x["id"] for x in anomalies(hub, open="true", label="job:signer", rule="signing_failures")] == [a["id"]]
+    assert anomalies(hub, label="job:other") == []
+    assert anomalies(hub, severity="warning") == []
+    assert hub.get("/api/pantau/anomalies", label="nocolon").status_code == 400
+    assert hub.get(f"/api/pantau/anomalies/{a['id']}").json()["data"]["rule"] == "signing_failures"
     write(hub, [(labels, [int(time.time() * 1000)], [1.0])])
     assert wait_until(lambda: not anomalies(hub, type="business")[0]["open"], timeout=20)
     assert anomalies(hub, type="statistical") == []
+    assert anomalies(hub, open="true") == []
 
 
 def test_restart_keeps_baselines_no_relearning(hub_factory, tmp_path):
