@@ -4,7 +4,6 @@ settings and the business rules. Unknown keys are errors, as everywhere in panta
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -172,7 +171,6 @@ class AnomalyConfig(_Strict):
     rules: list[dict] = Field(default_factory=list, description="business rules (see pantau.anomaly.rules)")
     checkpoint_interval: Duration = Field(60.0, description="how often learned state is saved")
     history_points: int = Field(720, ge=10, description="points of the series and band the API returns")
-    timezone: Literal["UTC"] = "UTC"
 
     @model_validator(mode="after")
     def _check(self) -> AnomalyConfig:
