@@ -189,12 +189,19 @@ class ScrapeConfig(_Strict):
         return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
 
 
+from pantau.alerting.config import AlertingConfig  # noqa: E402 (needs Duration above)
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
+    # alerting: Prometheus rule files (globs), an Alertmanager config file, pantau's additions
+    rule_files: list[str] = []
+    alertmanager_config: str | None = None
+    alerting: AlertingConfig = AlertingConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:
@@ -227,8 +234,14 @@ def load_config(path: Path | None) -> PantauConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     try:
-        return PantauConfig.model_validate(doc)
+        cfg = PantauConfig.model_validate(doc)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    # rule and Alertmanager files are relative to the configuration file, as in prometheus.yml
+    base = Path(path).parent
+    cfg.rule_files = [str(base / f) for f in cfg.rule_files]
+    if cfg.alertmanager_config:
+        cfg.alertmanager_config = str(base / cfg.alertmanager_config)
+    return cfg

@@ -23,6 +23,8 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from pantau.alerting import api as alerting_api
+from pantau.alerting.service import AlertingService
 from pantau.bus import Bus
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
@@ -162,6 +164,8 @@ class Hub:
             api = create_app(store, self.metrics, lambda: self._ready, self.bus)
             api.include_router(remote_write.create_router(
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
+            alerting = AlertingService(store, self.bus, cfg.alerting, cfg.rule_files, cfg.alertmanager_config)
+            api.include_router(alerting_api.create_router(alerting))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
@@ -197,6 +201,10 @@ class Hub:
             scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes,
                                      cfg.storage.retention.metrics, lim.future_tolerance)
             await scraping.start()
+            try:
+                await alerting.start(self.endpoints.api)
+            except (OSError, ValueError) as exc:
+                raise HubError(f"alerting: {exc}") from None
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -205,6 +213,7 @@ class Hub:
             log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
             self._ready = False
             await scraping.stop()
+            await alerting.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)
