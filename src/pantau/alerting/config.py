@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pantau.alerting.durations import Duration
 from pantau.alerting.escalation import EscalationPolicy
-from pantau.config import Duration
 
 
 class AlertingConfig(BaseModel):

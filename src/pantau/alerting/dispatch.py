@@ -108,7 +108,6 @@ class Dispatcher:
         heapq.heappush(self._heap, (ag.next_flush, self._seq, (ag.route.id(), ag.key)))
 
     def _insert(self, alert: Alert, now: float) -> None:
-        self.flaps.observe(alert, now)
         for route in self.route.match(alert.labels):
             labels = route.group_labels(alert.labels)
             gk = group_key(route, labels)

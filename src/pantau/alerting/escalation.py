@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from pantau.alerting import matchers as mm
 from pantau.alerting.alert import Alert
-from pantau.config import Duration
+from pantau.alerting.durations import Duration
 from pantau.store.base import Matcher, Store
 
 log = logging.getLogger("pantau.alerting.escalation")

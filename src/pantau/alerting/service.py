@@ -259,6 +259,7 @@ class AlertingService:
 
     def _on_alert(self, alert: Alert) -> None:
         now = self.clock.now()
+        self.flaps.observe(alert, now)
         if self.pipeline is not None:
             self.pipeline.dispatcher.on_alert(alert)
         self.history.alert(alert, now)
