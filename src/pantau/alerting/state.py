@@ -68,7 +68,8 @@ class GroupState:
     last_evaluation: float = 0.0
     evaluation_time: float = 0.0
     next_eval: float = 0.0
-    previous_series: set[tuple] = field(default_factory=set)
+    # series each rule wrote at its last evaluation (by rule position), for staleness markers
+    previous_series: dict[int, set[tuple]] = field(default_factory=dict)
     saved_digest: str = ""
 
 
@@ -129,7 +130,8 @@ class RuleManager:
                     states.append(rs)
                 gs = GroupState(g, states)
                 if prev is not None:
-                    gs.previous_series = prev.previous_series
+                    if [r.signature() for r in prev.group.rules] == [r.signature() for r in g.rules]:
+                        gs.previous_series = prev.previous_series
                     gs.next_eval = prev.next_eval if prev.group.interval == g.interval else 0.0
                     gs.last_evaluation = prev.last_evaluation
                 else:
@@ -154,12 +156,14 @@ class RuleManager:
             for a in by_name.get((rs.rule.name, rs.rule.query), []):
                 alert = ActiveAlert(**a)
                 rs.active[_fp(alert.labels)] = alert
-        gs.previous_series = {tuple(map(tuple, s)) for s in saved.get("series", [])}
+        for i, series in saved.get("series", {}).items():
+            gs.previous_series[int(i)] = {tuple(map(tuple, s)) for s in series}
 
     def _save(self, gs: GroupState, now: float) -> None:
         rules = [{"name": rs.rule.name, "query": rs.rule.query, "alerts": [asdict(a) for a in rs.active.values()]}
                  for rs in gs.rules if rs.rule.kind == "alert" and rs.active]
-        body = {"rules": rules, "series": sorted(list(map(list, s)) for s in gs.previous_series)}
+        body = {"rules": rules, "series": {str(i): sorted(list(map(list, s)) for s in series)
+                                           for i, series in gs.previous_series.items() if series}}
         digest = hashlib.sha1(orjson.dumps(body)).hexdigest()
         if digest != gs.saved_digest:
             body["t"] = now
@@ -191,16 +195,21 @@ class RuleManager:
         started = time.perf_counter()
         t_ms = int(ts * 1000)
         batch = SampleBatch()
-        current: set[tuple] = set()
         to_send: list[Alert] = []
-        composite_last = [rs for rs in gs.rules if rs.rule.query_kind == "composite"]
-        ordered = [rs for rs in gs.rules if rs.rule.query_kind != "composite"] + composite_last
-        for i, rs in enumerate(ordered):
+        stale = stale_marker()
+        # composite rules read what the group's other alerts concluded in this evaluation
+        order = sorted(range(len(gs.rules)), key=lambda k: gs.rules[k].rule.query_kind == "composite")
+        ordered = [gs.rules[k] for k in order]
+        for i, (pos, rs) in enumerate(zip(order, ordered, strict=True)):
             r_started = time.perf_counter()
+            current: set[tuple] = set()
             try:
                 result = self.query(rs.rule, ts, t_ms)
                 if rs.rule.kind == "record":
                     self._record(rs, result, batch, current, t_ms)
+                    for labels in gs.previous_series.get(pos, set()) - current:
+                        batch.append(labels, t_ms, stale)
+                    gs.previous_series[pos] = current
                     # a later rule of the group may read this series: commit it first
                     if any(rs.rule.name in later.rule.query for later in ordered[i + 1:]):
                         self._flush(batch)
@@ -208,6 +217,9 @@ class RuleManager:
                 else:
                     self._alert_eval(rs, result, ts, gs.group)
                     self._alert_series(rs, batch, current, t_ms)
+                    for labels in gs.previous_series.get(pos, set()) - current:
+                        batch.append(labels, t_ms, stale)
+                    gs.previous_series[pos] = current
                     to_send += self._to_send(rs, ts, gs.group.interval)
                 rs.health, rs.last_error = "ok", ""
             except (PromQLError, TemplateError, ValueError, RuntimeError) as exc:
@@ -218,10 +230,6 @@ class RuleManager:
                 log.exception("rule %s in group %s crashed", rs.rule.name, gs.group.name)
             rs.last_evaluation = ts
             rs.evaluation_time = time.perf_counter() - r_started
-        stale = stale_marker()
-        for labels in gs.previous_series - current:
-            batch.append(labels, t_ms, stale)
-        gs.previous_series = current
         self._flush(batch)
         if to_send:
             self.send(to_send)

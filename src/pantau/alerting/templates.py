@@ -179,6 +179,8 @@ def parse(src: str, defines: dict[str, list] | None = None) -> tuple[list, dict[
         else:
             stack[-1][2].append(_parse_pipe(_tokens(body)))
     tail = src[pos:]
+    if "{{" in tail:
+        raise TemplateError("unclosed action")
     if pending_trim:
         tail = tail.lstrip()
     if tail:
