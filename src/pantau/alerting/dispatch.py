@@ -94,6 +94,7 @@ class Dispatcher:
         self._incoming: deque[Alert] = deque()
         self._tasks: set[asyncio.Task] = set()
         self._inhibit_dirty = True
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.notifications_sent = 0
         self.notifications_failed = 0
 
@@ -127,6 +128,7 @@ class Dispatcher:
 
     async def tick(self) -> int:
         """Route queued alerts, flush every group whose time came; returns groups flushed."""
+        self._loop = asyncio.get_running_loop()
         now = self.clock.now()
         while self._incoming:
             self._insert(self._incoming.popleft(), now)
@@ -206,7 +208,9 @@ class Dispatcher:
                 self.nlog.log(ag.key, integ.id, firing, resolved, now)
                 continue
             ag.in_flight.add(integ.id)
-            pending.append(self._spawn(self._send(ag, integ, send, firing, resolved)))
+            task = self._spawn(self._send(ag, integ, send, firing, resolved))
+            if task is not None:
+                pending.append(task)
         if not integrations or not pending:
             self._remove_resolved(ag, resolved_in_group, all_ok=True)
         else:
@@ -227,7 +231,16 @@ class Dispatcher:
             ag.removed = True
             self.groups.pop((ag.route.id(), ag.key), None)
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro) -> asyncio.Task | None:
+        """Run a send as a task of the dispatcher's loop (callable from API worker threads)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                coro.close()
+                return None
+            self._loop.call_soon_threadsafe(self._spawn, coro)
+            return None
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -82,6 +82,10 @@ class History:
             pending, self._pending = self._pending, {}
         for ev in pending.values():
             try:
+                if ev.kind == "alert":
+                    old = self.store.get_event(ev.id)
+                    if old is not None:
+                        ev.data = {**old.data, **ev.data}
                 self.store.put_event(ev)
             except Exception:
                 log.exception("could not store history event %s", ev.id)

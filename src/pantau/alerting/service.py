@@ -295,7 +295,19 @@ class AlertingService:
         rec = self.acks.ack(a, by, comment, now)
         self.history.annotate(a, acknowledged={"by": by, "at": now, "comment": comment})
         if self.pipeline is not None:
-            self.escalator.acknowledged(a, now, self.pipeline.dispatcher)
+            d = self.pipeline.dispatcher
+            self.escalator.acknowledged(a, now, d)
+            # PagerDuty incidents of the groups holding this alert are acknowledged too, once
+            # every firing alert of the group is
+            for ag in list(d.groups.values()):
+                if fp not in ag.alerts:
+                    continue
+                if any(not x.resolved_at(now) and self.acks.get(x) is None for x in ag.alerts.values()):
+                    continue
+                for integ in d.receivers.get(ag.route.receiver, []):
+                    if integ.notifier.kind == "pagerduty" and self.nlog.query(ag.key, integ.id) is not None:
+                        ctx = d.context(integ.receiver, ag.key, ag.labels, now, "acknowledge")
+                        d._spawn(d.deliver(integ, ctx, list(ag.alerts.values())))
         if self.bus is not None:
             self.bus.publish("alert.ack", {"fingerprint": fp, "by": by})
         return rec
