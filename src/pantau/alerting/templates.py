@@ -263,7 +263,7 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "toLower": lambda s: str(s).lower(),
     "title": lambda s: str(s).title(),
     "trimSpace": lambda s: str(s).strip(),
-    "join": lambda items, sep: str(sep).join(str(x) for x in items),
+    "join": lambda sep, items: str(sep).join(str(x) for x in items),
     "safeHtml": lambda s: str(s),
     "html": lambda s: html.escape(str(s)),
     "urlquery": lambda s: __import__("urllib.parse").parse.quote_plus(str(s)),
