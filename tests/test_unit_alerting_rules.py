@@ -159,3 +159,13 @@ groups:
     mgr.evaluate_group(gs, clock.now())
     assert sorted(x.labels["alertname"] for x in sent) == ["A", "B", "Both"]
     assert next(x for x in sent if x.labels["alertname"] == "Both").labels["service"] == "pay"
+
+
+def test_rfc3339_as_go_writes_it() -> None:
+    from pantau.alerting.alert import parse_rfc3339
+
+    assert parse_rfc3339("2026-12-01T14:22:39.471Z") == 1796134959.471
+    assert parse_rfc3339("2026-12-01T15:22:39.471123456+01:00") == pytest.approx(1796134959.471123)
+    assert parse_rfc3339("0001-01-01T00:00:00Z") == 0.0
+    with pytest.raises(ValueError):
+        parse_rfc3339("2026-12-01T14:22:39")

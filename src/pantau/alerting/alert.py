@@ -3,6 +3,7 @@ describe it, startsAt/endsAt bound it; an alert whose endsAt has passed is resol
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +44,7 @@ def parse_rfc3339(text: str) -> float:
     # Go writes up to 9 fractional digits; Python reads up to 6.
     if "." in t:
         head, rest = t.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
         tz = rest[len(digits):]
         t = f"{head}.{digits[:6].ljust(6, '0')}{tz}"
     dt = datetime.fromisoformat(t)

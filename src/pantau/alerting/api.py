@@ -5,6 +5,7 @@ acknowledge / unacknowledge / resolve, signed links and history."""
 from __future__ import annotations
 
 import html
+import logging
 import math
 import re
 from typing import Any
@@ -20,6 +21,7 @@ from pantau.alerting.alert import Alert, parse_rfc3339, rfc3339
 from pantau.alerting.service import AlertingService
 from pantau.alerting.silences import parse_postable
 
+log = logging.getLogger("pantau.alerting.api")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -181,6 +183,7 @@ def create_router(svc: AlertingService) -> APIRouter:
         try:
             alerts = parse_postable_alerts(body, svc.clock.now())
         except ValueError as exc:
+            log.warning("rejected alerts from %s: %s", request.client.host if request.client else "?", exc)
             return _bad(str(exc))
 
         def store() -> None:
