@@ -46,6 +46,9 @@ class SeriesIndex:
         self.ids: dict[str, int] = {}  # by series_key
         self.labels: dict[int, Labels] = {}
         self.by_name: dict[str, set[int]] = {}
+        # label (name, value) -> ids: equality matchers (`instance="a"`) find their few series
+        # without scanning every series of the metric (alert rules select one series each)
+        self.postings: dict[tuple[str, str], set[int]] = {}
         for sid, text in self.conn.execute("SELECT id, labels FROM series"):
             self._remember(sid, _decode(text), text)
         self._next_id = max(self.labels, default=0) + 1
@@ -57,6 +60,14 @@ class SeriesIndex:
         self.labels[sid] = labels
         name = next((v for k, v in labels if k == METRIC_NAME), "")
         self.by_name.setdefault(name, set()).add(sid)
+        postings = self.postings
+        for pair in labels:
+            if pair[0] != METRIC_NAME:
+                ids = postings.get(pair)
+                if ids is None:
+                    postings[pair] = {sid}
+                else:
+                    ids.add(sid)
 
     # --- writer side -----------------------------------------------------------------------
 
@@ -115,9 +126,12 @@ class SeriesIndex:
         with self._lock:
             candidates: Iterable[int] | None = None
             for m in matchers:
-                if m.name == METRIC_NAME and m.op == "=":
-                    candidates = self.by_name.get(m.value, set())
-                    break
+                if m.op != "=" or m.value == "":
+                    continue
+                found = (self.by_name.get(m.value, set()) if m.name == METRIC_NAME
+                         else self.postings.get((m.name, m.value), set()))
+                if candidates is None or len(found) < len(candidates):  # type: ignore[arg-type]
+                    candidates = found
             if candidates is None:
                 candidates = list(self.labels)
             labels = self.labels
