@@ -26,10 +26,11 @@ import orjson
 
 from pantau.alerting.alert import Alert
 from pantau.alerting.clock import Clock
+from pantau.alerting.engine import RuleEngine, shared_metrics
 from pantau.alerting.rules import Rule, RuleGroup
 from pantau.alerting.templates import TemplateError, expand_rule_template
 from pantau.model import METRIC_NAME, SampleBatch, make_labels, stale_marker
-from pantau.query.promql import Engine, PromQLError
+from pantau.query.promql import PromQLError
 from pantau.store.base import Matcher, Store
 
 log = logging.getLogger("pantau.alerting.rules")
@@ -71,6 +72,7 @@ class GroupState:
     # series each rule wrote at its last evaluation (by rule position), for staleness markers
     previous_series: dict[int, set[tuple]] = field(default_factory=dict)
     saved_digest: str = ""
+    shared: dict[str, list[Matcher]] = field(default_factory=dict)  # metrics its rules read together
 
 
 def _fp(labels: dict[str, str]) -> str:
@@ -93,7 +95,7 @@ class RuleManager:
         self.store = store
         self.clock = clock
         self.send = send
-        self.engine = Engine(store)
+        self.engine = RuleEngine(store)
         self.external_url = external_url
         self.external_labels = external_labels or {}
         self.resend_delay = resend_delay
@@ -128,7 +130,8 @@ class RuleManager:
                     if p:
                         rs.last_evaluation, rs.evaluation_time = p.last_evaluation, p.evaluation_time
                     states.append(rs)
-                gs = GroupState(g, states)
+                gs = GroupState(g, states, shared=shared_metrics(
+                    [r.query for r in g.rules if r.query_kind in ("promql", "anomaly")]))
                 if prev is not None:
                     if [r.signature() for r in prev.group.rules] == [r.signature() for r in g.rules]:
                         gs.previous_series = prev.previous_series
@@ -197,6 +200,7 @@ class RuleManager:
         batch = SampleBatch()
         to_send: list[Alert] = []
         stale = stale_marker()
+        self.engine.begin_group(gs.shared)
         # composite rules read what the group's other alerts concluded in this evaluation
         order = sorted(range(len(gs.rules)), key=lambda k: gs.rules[k].rule.query_kind == "composite")
         ordered = [gs.rules[k] for k in order]
@@ -214,6 +218,7 @@ class RuleManager:
                     if any(rs.rule.name in later.rule.query for later in ordered[i + 1:]):
                         self._flush(batch)
                         batch = SampleBatch()
+                        self.engine.begin_group({k: v for k, v in gs.shared.items() if k != rs.rule.name})
                 else:
                     self._alert_eval(rs, result, ts, gs.group)
                     self._alert_series(rs, batch, current, t_ms)
@@ -367,7 +372,7 @@ class RuleManager:
 
     def _to_send(self, rs: RuleState, ts: float, interval: float) -> list[Alert]:
         out = []
-        gen = f"{self.external_url}/graph?g0.expr={urllib.parse.quote_plus(rs.rule.query)}&g0.tab=1"
+        gen = ""
         for a in rs.active.values():
             if a.state == "pending":
                 continue
@@ -375,6 +380,7 @@ class RuleManager:
                 continue
             if not a.resolved_at and a.last_sent_at + self.resend_delay > ts:
                 continue
+            gen = gen or f"{self.external_url}/graph?g0.expr={urllib.parse.quote_plus(rs.rule.query)}&g0.tab=1"
             a.last_sent_at = ts
             a.valid_until = ts + 4 * max(interval, self.resend_delay)
             labels = {**self.external_labels, **a.labels}

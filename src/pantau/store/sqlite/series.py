@@ -6,6 +6,7 @@ per block; series ids are stable across partitions so samples can refer to them.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -126,10 +127,17 @@ class SeriesIndex:
         with self._lock:
             candidates: Iterable[int] | None = None
             for m in matchers:
-                if m.op != "=" or m.value == "":
+                if m.op == "=~" and m.name != METRIC_NAME:
+                    # `instance=~"a|b|c"`: the union of a few postings (Prometheus's set matches)
+                    values = _literal_alternatives(m.value)
+                    if not values:
+                        continue
+                    found = set().union(*(self.postings.get((m.name, v), ()) for v in values))
+                elif m.op != "=" or m.value == "":
                     continue
-                found = (self.by_name.get(m.value, set()) if m.name == METRIC_NAME
-                         else self.postings.get((m.name, m.value), set()))
+                else:
+                    found = (self.by_name.get(m.value, set()) if m.name == METRIC_NAME
+                             else self.postings.get((m.name, m.value), set()))
                 if candidates is None or len(found) < len(candidates):  # type: ignore[arg-type]
                     candidates = found
             if candidates is None:
@@ -153,6 +161,18 @@ class SeriesIndex:
 
     def close(self) -> None:
         self.conn.close()
+
+
+_LITERAL = re.compile(r"(?:[^\\.^$*+?()\[\]{}|]|\\[^a-zA-Z0-9])+")
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _literal_alternatives(regex: str) -> list[str] | None:
+    """`a|b\\.c` -> ["a", "b.c"] when the regex is nothing but literal alternatives."""
+    parts = regex.split("|")
+    if not all(_LITERAL.fullmatch(p) for p in parts):
+        return None
+    return [_UNESCAPE.sub(r"\1", p) for p in parts]
 
 
 def _value(labels: Labels, name: str) -> str:
