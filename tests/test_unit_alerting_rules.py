@@ -169,3 +169,27 @@ def test_rfc3339_as_go_writes_it() -> None:
     assert parse_rfc3339("0001-01-01T00:00:00Z") == 0.0
     with pytest.raises(ValueError):
         parse_rfc3339("2026-12-01T14:22:39")
+
+
+def test_anomaly_rule_fires_on_bus_events(store) -> None:
+    from pantau.bus import Bus
+    from pantau.store.base import Event
+
+    clock = FakeClock(1_800_000_000.0)
+    sent: list[Alert] = []
+    mgr = RuleManager(store, clock, sent.extend)
+    mgr.update(parse_text("""
+groups:
+- name: a
+  rules:
+  - alert: Anomaly
+    anomaly: {selector: 'service="pay"', threshold: 0.7}
+""", "a.yml", 60))
+    bus = Bus()
+    bus.subscribe("anomaly", lambda _t, p: mgr.note_anomaly(p))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "pay", "metric": "latency"}, data={"score": 0.9}))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "web"}, data={"score": 0.99}))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "pay", "metric": "x"}, data={"score": 0.1}))
+    [gs] = mgr.groups.values()
+    mgr.evaluate_group(gs, clock.now())
+    assert [(a.labels["service"], a.labels["metric"]) for a in sent] == [("pay", "latency")]
