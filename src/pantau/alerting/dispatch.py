@@ -196,9 +196,11 @@ class Dispatcher:
         resolved_in_group = {fp: a.updated_at for fp, a in ag.alerts.items() if a.resolved_at(now)}
         integrations = self.receivers.get(ag.route.receiver, [])
         pending = []
+        skipped = False
         for integ in integrations:
             if integ.id in ag.in_flight:
-                continue  # the previous send is still being retried; dedup sees the result next time
+                skipped = True  # the previous send is still being retried; dedup sees the result next time
+                continue
             entry = self.nlog.query(ag.key, integ.id)
             if not needs_update(entry, firing, resolved, integ.notifier.send_resolved, ag.route.repeat_interval, now):
                 continue
@@ -211,12 +213,14 @@ class Dispatcher:
             task = self._spawn(self._send(ag, integ, send, firing, resolved))
             if task is not None:
                 pending.append(task)
-        if not integrations or not pending:
-            self._remove_resolved(ag, resolved_in_group, all_ok=True)
+        if not pending:
+            # resolved alerts leave the group once every integration has been told (or did
+            # not need to be); one still retrying an older send keeps them for next time
+            self._remove_resolved(ag, resolved_in_group, all_ok=not skipped)
         else:
             async def cleanup() -> None:
                 results = await asyncio.gather(*pending, return_exceptions=True)
-                self._remove_resolved(ag, resolved_in_group, all(r is True for r in results))
+                self._remove_resolved(ag, resolved_in_group, not skipped and all(r is True for r in results))
 
             self._spawn(cleanup())
 
