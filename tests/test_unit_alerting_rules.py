@@ -193,3 +193,20 @@ groups:
     [gs] = mgr.groups.values()
     mgr.evaluate_group(gs, clock.now())
     assert [(a.labels["service"], a.labels["metric"]) for a in sent] == [("pay", "latency")]
+
+
+def test_cli_checks_rule_and_alertmanager_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pantau.cli import app
+
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "bad.yml").write_text("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: rate(\n")
+    (tmp_path / "am.yml").write_text("route: {receiver: r}\nreceivers: [{name: r, opsgenie_configs: [{}]}]\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["alerting", "check-rules", str(tmp_path / "good.yml")])
+    assert ok.exit_code == 0 and "1 groups, 2 rules" in ok.output
+    bad = runner.invoke(app, ["alerting", "check-rules", str(tmp_path / "bad.yml")])
+    assert bad.exit_code == 1 and f"{tmp_path / 'bad.yml'}:4:" in bad.output
+    am = runner.invoke(app, ["alerting", "check-config", str(tmp_path / "am.yml")])
+    assert am.exit_code == 0 and "opsgenie_configs" in am.output
