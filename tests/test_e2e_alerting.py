@@ -159,7 +159,10 @@ def test_receiver_down_then_back_each_notification_once(hub_factory, tmp_path: P
     time.sleep(2.5)  # two more group intervals: nothing repeats
     assert sorted(n for _, n in receiver.alerts()) == sorted(names)
     failed = hub.get("/api/pantau/notifications", status="failed", limit=1000).json()
-    assert failed and all("HTTP 503" in n["result"] for n in failed)
+    assert failed and all("HTTP 503" in n["result"] for n in failed), {n["result"] for n in failed}
+    metrics = hub.get("/metrics").text
+    assert 'pantau_alerting_notification_attempts_total{integration="webhook",outcome="sent"} 20.0' in metrics
+    assert 'pantau_alerting_alerts{state="active"} 20.0' in metrics
 
 
 def test_kill_9_before_and_after_sending(hub_factory, tmp_path: Path, receiver) -> None:

@@ -97,6 +97,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.notifications_sent = 0
         self.notifications_failed = 0
+        # (integration kind, outcome) -> attempts, for /metrics
+        self.attempts: dict[tuple[str, str], int] = {}
 
     # --- input -------------------------------------------------------------------------------
 
@@ -265,6 +267,10 @@ class Dispatcher:
         finally:
             ag.in_flight.discard(integ.id)
 
+    def _count(self, integ: Integration, outcome: str) -> None:
+        key = (integ.notifier.kind, outcome)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+
     async def deliver(self, integ: Integration, ctx: NotifyContext, alerts: list[Alert],
                       max_attempts: int = 0) -> bool:
         """Send with retries (exponential backoff) until it succeeds, cannot succeed (a 4xx), or
@@ -278,6 +284,7 @@ class Dispatcher:
                 result = await integ.notifier.notify(ctx, alerts)
             except NotifyError as exc:
                 self.notifications_failed += 1
+                self._count(integ, "failed")
                 self.history.notification(notification, integ, ctx, alerts, started, attempt, "failed", str(exc))
                 log.warning("notify %s (group %s) attempt %d failed: %s", integ.id, ctx.group_key, attempt, exc)
                 if not exc.retry or (max_attempts and attempt >= max_attempts):
@@ -286,9 +293,11 @@ class Dispatcher:
                 continue
             except Exception as exc:  # a notifier bug must not stop the pipeline
                 self.notifications_failed += 1
+                self._count(integ, "failed")
                 log.exception("notifier %s crashed", integ.id)
                 self.history.notification(notification, integ, ctx, alerts, started, attempt, "failed", repr(exc))
                 return False
             self.notifications_sent += 1
+            self._count(integ, "sent")
             self.history.notification(notification, integ, ctx, alerts, started, attempt, "sent", result)
             return True
