@@ -213,3 +213,12 @@ groups:
     assert alerts["Anomalous"]["labels"]["detector"] == "zscore"
     kinds = {r["name"]: r.get("pantauKind") for r in hub.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]}
     assert kinds == {"PaymentErrors": "logql", "Anomalous": "anomaly"}
+
+
+def test_broken_alertmanager_file_at_start_is_a_clear_error(hub_factory, tmp_path: Path) -> None:
+    (tmp_path / "am.yml").write_text("route: {receiver: nobody}\nreceivers: [{name: somebody}]\n")
+    hub = hub_factory(f"alertmanager_config: {tmp_path}/am.yml\n")
+    with pytest.raises(RuntimeError) as err:
+        hub.start()
+    assert 'undefined receiver "nobody" used in route' in str(err.value)
+    assert "am.yml" in str(err.value)
