@@ -213,3 +213,38 @@ def test_boolean_search_like_kibana(store) -> None:
     assert search("timeout AND NOT level:debug") == {lines[0]}
     assert search("timeout -service:signer") == {lines[3]}
     assert search("(ok OR probe) NOT service:chain") == {lines[2]}
+
+
+def test_expiring_partitions_are_archived_to_parquet_before_the_drop(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    archive = tmp_path / "archive"
+    opts = SQLiteOptions(data_dir=tmp_path / "d", partition_seconds=60, archive_dir=archive,
+                         retention_seconds={"spans": 120, "logs": 120, "metrics": 120})
+    store = SQLiteStore(opts)
+    store.start()
+    try:
+        dec = decoder()
+        now = time.time_ns()
+        old = now - 10 * 60 * 10**9
+        for t in (old, now):
+            store.write(dec.traces(trace_request(150, start_ns=t, service="signer").SerializeToString()).batch)
+            store.write(dec.logs(log_request(250, time_ns=t, service="signer",
+                                             body="signed doc-{i} for user").SerializeToString()).batch)
+        assert store.enforce_retention(now) == 2
+    finally:
+        store.close()  # waits for the archiver to finish what it was handed
+    [log_file] = (archive / "logs").glob("*.parquet")
+    [span_file] = (archive / "spans").glob("*.parquet")
+    logs = pq.read_table(log_file)
+    assert logs.num_rows == 250
+    assert sorted(logs.column("body").to_pylist()) == sorted(f"signed doc-{i} for user" for i in range(250))
+    assert set(logs.column("service").to_pylist()) == {"signer"}
+    times = logs.column("timestamp").cast("int64").to_pylist()
+    assert all(abs(t - old) < 60 * 10**9 for t in times)
+    spans = pq.read_table(span_file)
+    assert spans.num_rows == 150 and set(spans.column("service").to_pylist()) == {"signer"}
+    assert all(d >= 0 for d in spans.column("duration_ns").to_pylist())
+    # archived partitions are gone from the store; the fresh ones stay
+    assert len(list((tmp_path / "d" / "logs").glob("*Z.db"))) == 1
+    assert not list(archive.rglob("*.partial"))

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pantau.config import ConfigError, load_config
+from pantau.exporting.cli import export_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")
@@ -81,6 +82,8 @@ def _limit_malloc_arenas() -> None:
     except (OSError, AttributeError):
         pass  # not glibc: nothing to tune
 
+
+app.add_typer(export_app, name="export")
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")

@@ -93,6 +93,8 @@ class StorageConfig(_Strict):
     partition: Duration = 86400
     retention: RetentionConfig = RetentionConfig()
     fsync: bool = Field(False, description="fsync every commit (survives power loss, not only crashes)")
+    archive_dir: Path | None = Field(
+        None, description="write expiring span and log partitions here as Parquet before dropping them")
 
     @field_validator("partition")
     @classmethod

@@ -120,6 +120,7 @@ class Hub:
             retention_seconds={k: int(v) for k, v in retention.items()},
             queue_capacity=self.config.limits.write_queue_items,
             synchronous="FULL" if st.fsync else "NORMAL",
+            archive_dir=st.archive_dir,
         ))
 
     async def serve(self) -> None:

@@ -421,6 +421,20 @@ class LogReader:
         finally:
             conn.execute("COMMIT")
 
+    def partition_records(self, conn, part: Partition, blocks_per_page: int = 16) -> Iterator[list[LogRecord]]:
+        """Every record of one partition in storage order, a few blocks at a time (archival)."""
+        cache = blk.BlockCache(0)
+        ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
+        for i in range(0, len(ids), blocks_per_page):
+            group = ids[i:i + blocks_per_page]
+            loaded = blk.load_blocks(conn, part.path, group, cache, payloads=True)
+            page: list[LogRecord] = []
+            for block in group:
+                service, cols, pays = loaded[block]
+                for pos in range(len(cols["time"])):
+                    page.append(self._record(conn, part, service, cols, pays, pos, blk.record_id(block, pos)))
+            yield page
+
     def _record(self, conn, part: Partition, service: str, cols: dict, pays: dict, pos: int, rid: int) -> LogRecord:
         res = resource_from_bytes(self._ref(conn, part, "resources", int(cols["resource"][pos])))
         scope = scope_from_bytes(self._ref(conn, part, "scopes", int(cols["scope"][pos])))

@@ -51,6 +51,7 @@ from pantau.store.sqlite import logs as log_store
 from pantau.store.sqlite import rollups
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
+from pantau.store.sqlite.archive import ARCHIVED_SIGNALS, Archiver
 from pantau.store.sqlite.audit import AuditChain, read_chain
 from pantau.store.sqlite.db import connect_writer
 from pantau.store.sqlite.events import EventStore
@@ -79,6 +80,8 @@ class SQLiteOptions:
     synchronous: str = "NORMAL"
     maintenance_interval_s: float = 1.0
     retention_interval_s: float = 300.0
+    # Where expiring span and log partitions are written as Parquet before they are dropped.
+    archive_dir: Path | None = None
 
     def __post_init__(self) -> None:
         defaults = {s: days * DAY_S for s, days in DEFAULT_RETENTION_DAYS.items()}
@@ -101,6 +104,12 @@ class SQLiteStore(Store):
         self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
         self.sample_reader = sample_store.SampleReader(self.parts["metrics"], self.pool)
         self.indexer = IndexerProcess(self.root)
+        self.archiver: Archiver | None = None
+        if options.archive_dir is not None:
+            self.archiver = Archiver(Path(options.archive_dir), {
+                "logs": self.log_reader.partition_records,
+                "spans": self.span_reader.partition_spans,
+            }, lambda part: self.parts[part.signal].delete_files(part))
         self._listeners: list[CommitListener] = []
         self._writer = threading.Thread(target=self._run, name="pantau-writer", daemon=True)
         self._started = False
@@ -132,6 +141,8 @@ class SQLiteStore(Store):
         if self._writer.is_alive():
             self._writer.join()
         self.indexer.stop()
+        if self.archiver is not None:
+            self.archiver.close()
         for parts in self.parts.values():
             for part in parts.list():
                 if part.state is not None:
@@ -408,8 +419,11 @@ class SQLiteStore(Store):
                     self.pool.mark_dropped(part.path)
                     for extra in part.extra_files:
                         self.pool.mark_dropped(extra)
-                    parts.delete_files(part)
                     dropped += 1
+                    if self.archiver is not None and signal in ARCHIVED_SIGNALS:
+                        self.archiver.submit(part)  # deletes the files once archived
+                        continue
+                    parts.delete_files(part)
                     log.info("retention: dropped %s partition %s", signal, part.path.name)
         return dropped
 
