@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from pantau.logs.severity import severity_class
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -83,9 +85,17 @@ class ServerConfig(_Strict):
 class RetentionConfig(_Strict):
     spans: Duration = 30 * 86400
     logs: Duration = 30 * 86400
+    logs_by_severity: dict[str, Duration] = Field(
+        {}, description="log retention per severity (trace, debug, info, warn, error, fatal); the rest keep `logs`")
     metrics: Duration = Field(30 * 86400, description="raw samples")
     metrics_1m: Duration = Field(90 * 86400, description="1-minute rollups (long-range queries)")
     metrics_1h: Duration = Field(365 * 86400, description="1-hour rollups")
+
+
+    @field_validator("logs_by_severity")
+    @classmethod
+    def _severity_names(cls, v: dict[str, float]) -> dict[str, float]:
+        return {severity_class(name): seconds for name, seconds in v.items()}
 
 
 class StorageConfig(_Strict):

@@ -114,6 +114,7 @@ class Hub:
     def _build_store(self) -> Store:
         st = self.config.storage
         retention = st.retention.model_dump()
+        by_severity = retention.pop("logs_by_severity")
         return SQLiteStore(SQLiteOptions(
             data_dir=st.data_dir,
             partition_seconds=int(st.partition),
@@ -121,6 +122,7 @@ class Hub:
             queue_capacity=self.config.limits.write_queue_items,
             synchronous="FULL" if st.fsync else "NORMAL",
             archive_dir=st.archive_dir,
+            log_retention_by_severity={k: int(v) for k, v in by_severity.items()},
         ))
 
     async def serve(self) -> None:

@@ -178,6 +178,12 @@ class _Cursor:
             raise ValueError(f"invalid cursor {text!r}") from None
 
 
+def cursor_after(record: LogRecord) -> str:
+    """The cursor that continues a search just after `record` (one this store returned)."""
+    part_key, rid = record.id.split(":")
+    return _Cursor(record.timestamp_ns, int(part_key), int(rid)).encode()
+
+
 class _Matcher:
     """The per-record checks the index cannot do: phrases, prefixes, exclusions, attributes."""
 
