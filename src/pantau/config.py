@@ -201,12 +201,35 @@ class ScrapeConfig(_Strict):
         return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
 
 
+class RedactionConfig(_Strict):
+    """PII redaction of log bodies and attributes at ingest (the SDK's rules, one implementation)."""
+
+    enabled: bool = True
+    disable_rules: list[str] = Field([], description="rules to switch off: email, phone, card, nik, jwt, "
+                                                     "bearer, secret")
+    exempt_attributes: list[str] = Field([], description="attributes never redacted")
+    force_attributes: list[str] = Field([], description="attributes whose whole value is always redacted")
+    secret_keys: bool = Field(True, description="redact whole values of attributes named like secrets")
+
+    @field_validator("disable_rules")
+    @classmethod
+    def _known_rules(cls, v: list[str]) -> list[str]:
+        from pantau.redaction import default_rules
+
+        known = [r.name for r in default_rules()]
+        for name in v:
+            if name not in known:
+                raise ValueError(f"unknown redaction rule {name!r}: use one of {', '.join(known)}")
+        return v
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
+    redaction: RedactionConfig = RedactionConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:

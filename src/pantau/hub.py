@@ -28,6 +28,7 @@ from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
 from pantau.ingest.scrape import ScrapeManager
+from pantau.logs.redact_ingest import IngestRedactor
 from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
@@ -125,6 +126,15 @@ class Hub:
             log_retention_by_severity={k: int(v) for k, v in by_severity.items()},
         ))
 
+    def _build_redactor(self) -> IngestRedactor | None:
+        rc = self.config.redaction
+        if not rc.enabled:
+            return None
+        redactor = IngestRedactor.from_config(rc.disable_rules, rc.exempt_attributes, rc.force_attributes,
+                                              rc.secret_keys)
+        self.metrics.watch_redaction(redactor.counts)
+        return redactor
+
     async def serve(self) -> None:
         # The event loop decodes while the writer thread commits; both need the interpreter
         # lock. With the default 5 ms switch interval the writer waits up to 5 ms each time it
@@ -156,7 +166,7 @@ class Hub:
                 max_log_body_bytes=lim.max_log_body_bytes,
                 max_age_ns=max_age,
                 max_future_ns=int(lim.future_tolerance * 1e9),
-            ))
+            ), redactor=self._build_redactor())
             receiver = Receiver(store, decoder, self.metrics)
             self.metrics.watch_store(store.stats)
             store.add_commit_listener(
