@@ -126,6 +126,11 @@ def audit_head(
     typer.echo(f"{last.seq if last else 0} {last.hash.hex() if last else '0' * 64}")
 
 
+from pantau.anomaly.backtest import app as anomaly_app  # noqa: E402
+
+app.add_typer(anomaly_app, name="anomaly")
+
+
 @app.command()
 def version() -> None:
     """Print pantau's version."""

@@ -223,6 +223,9 @@ class RedactionConfig(_Strict):
         return v
 
 
+from pantau.anomaly.config import AnomalyConfig  # noqa: E402  (it uses Duration, defined above)
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
@@ -230,6 +233,7 @@ class PantauConfig(_Strict):
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
     redaction: RedactionConfig = RedactionConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:

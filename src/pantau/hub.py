@@ -23,6 +23,8 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from pantau.anomaly import api as anomaly_api
+from pantau.anomaly.engine import AnomalyEngine
 from pantau.bus import Bus
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
@@ -175,6 +177,8 @@ class Hub:
             api = create_app(store, self.metrics, lambda: self._ready, self.bus)
             api.include_router(remote_write.create_router(
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
+            anomaly = AnomalyEngine(store, self.bus, cfg.anomaly) if cfg.anomaly.enabled else None
+            api.include_router(anomaly_api.create_router(store, anomaly))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
@@ -210,6 +214,8 @@ class Hub:
             scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes,
                                      cfg.storage.retention.metrics, lim.future_tolerance)
             await scraping.start()
+            if anomaly is not None:
+                await anomaly.start()
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -218,6 +224,8 @@ class Hub:
             log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
             self._ready = False
             await scraping.stop()
+            if anomaly is not None:
+                await anomaly.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)
