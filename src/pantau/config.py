@@ -223,6 +223,7 @@ class RedactionConfig(_Strict):
         return v
 
 
+from pantau.alerting.config import AlertingConfig  # noqa: E402 (needs Duration above)
 from pantau.anomaly.config import AnomalyConfig  # noqa: E402  (it uses Duration, defined above)
 
 
@@ -234,6 +235,10 @@ class PantauConfig(_Strict):
     scrape_configs: list[ScrapeConfig] = []
     redaction: RedactionConfig = RedactionConfig()
     anomaly: AnomalyConfig = AnomalyConfig()
+    # alerting: Prometheus rule files (globs), an Alertmanager config file, pantau's additions
+    rule_files: list[str] = []
+    alertmanager_config: str | None = None
+    alerting: AlertingConfig = AlertingConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:
@@ -266,8 +271,14 @@ def load_config(path: Path | None) -> PantauConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     try:
-        return PantauConfig.model_validate(doc)
+        cfg = PantauConfig.model_validate(doc)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    # rule and Alertmanager files are relative to the configuration file, as in prometheus.yml
+    base = Path(path).parent
+    cfg.rule_files = [str(base / f) for f in cfg.rule_files]
+    if cfg.alertmanager_config:
+        cfg.alertmanager_config = str(base / cfg.alertmanager_config)
+    return cfg

@@ -23,6 +23,8 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from pantau.alerting import api as alerting_api
+from pantau.alerting.service import AlertingService
 from pantau.anomaly import api as anomaly_api
 from pantau.anomaly.engine import AnomalyEngine
 from pantau.bus import Bus
@@ -179,6 +181,8 @@ class Hub:
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
             anomaly = AnomalyEngine(store, self.bus, cfg.anomaly) if cfg.anomaly.enabled else None
             api.include_router(anomaly_api.create_router(store, anomaly))
+            alerting = AlertingService(store, self.bus, cfg.alerting, cfg.rule_files, cfg.alertmanager_config)
+            api.include_router(alerting_api.create_router(alerting))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
@@ -216,6 +220,10 @@ class Hub:
             await scraping.start()
             if anomaly is not None:
                 await anomaly.start()
+            try:
+                await alerting.start(self.endpoints.api)
+            except (OSError, ValueError) as exc:
+                raise HubError(f"alerting: {exc}") from None
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -226,6 +234,7 @@ class Hub:
             await scraping.stop()
             if anomaly is not None:
                 await anomaly.stop()
+            await alerting.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)

@@ -346,6 +346,15 @@ class Store(ABC):
     def put_state(self, namespace: str, key: str, value: bytes) -> None:
         """Durable state of a component (detector baselines, miner state, alert state)."""
 
+    def put_states(self, namespace: str, items: dict[str, bytes | None]) -> None:
+        """Write (or, for None, delete) several keys at once, in one transaction where the
+        store can: the alert pipeline persists thousands of small records per second."""
+        for key, value in items.items():
+            if value is None:
+                self.delete_state(namespace, key)
+            else:
+                self.put_state(namespace, key, value)
+
     @abstractmethod
     def get_state(self, namespace: str, key: str) -> bytes | None: ...
 

@@ -564,6 +564,9 @@ class SQLiteStore(Store):
     def put_state(self, namespace: str, key: str, value: bytes) -> None:
         self.events.put_state(namespace, key, value)
 
+    def put_states(self, namespace: str, items: dict[str, bytes | None]) -> None:
+        self.events.put_states(namespace, items)
+
     def get_state(self, namespace: str, key: str) -> bytes | None:
         return self.events.get_state(namespace, key)
 
