@@ -325,3 +325,24 @@ def test_search_across_severity_tiers_pages_in_order_without_gaps(tmp_path: Path
         assert sum(int(w.counts.sum()) for w in window) == 360
     finally:
         store.close()
+
+
+def test_records_carry_the_template_id_the_miner_attached_and_are_found_by_it(store) -> None:
+    dec = decoder()
+    t0 = time.time_ns() - 10**9
+    batch = dec.logs(log_request(300, service="a", time_ns=t0, body="event {i}").SerializeToString()).batch
+    other = dec.logs(log_request(50, service="b", time_ns=t0, body="other {i}").SerializeToString()).batch
+    store.write(batch)
+    store.write(other)
+    assert batch.placed and not store.search_logs(LogQuery(limit=1)).records[0].template_id
+    ids = ["00000000000000a1" if i % 3 else "00000000000000b2" for i in range(len(batch))]
+    store.set_log_templates(batch, ids)
+    store.maintain_now()  # runs after the queued template write, on the writer thread
+    found = store.search_logs(LogQuery(limit=1000, services=["a"])).records
+    assert {r.template_id for r in found} == {"00000000000000a1", "00000000000000b2"}
+    by_body = {r.body: r.template_id for r in found}
+    assert by_body["event 3"] == "00000000000000b2" and by_body["event 4"] == "00000000000000a1"
+    query = parse_search("template:00000000000000b2")
+    query.limit = 1000
+    assert len(store.search_logs(query).records) == 100
+    assert all(r.template_id == "" for r in store.search_logs(LogQuery(limit=100, services=["b"])).records)

@@ -29,6 +29,7 @@ LOG_COLUMNS: list[tuple[str, str]] = [
     ("attributes", "json"),
     ("resource", "json"),
     ("scope", "string"),
+    ("template_id", "string"),
 ]
 
 SPAN_COLUMNS: list[tuple[str, str]] = [
@@ -66,6 +67,7 @@ def log_row(r: LogRecord) -> dict[str, Any]:
         "attributes": json_safe(r.attributes),
         "resource": json_safe(r.resource.attributes),
         "scope": r.scope.name,
+        "template_id": r.template_id,
     }
 
 

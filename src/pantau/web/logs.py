@@ -62,6 +62,7 @@ def record_json(r: LogRecord) -> dict[str, Any]:
         "span_id": r.span_id,
         "flags": r.flags,
         "event_name": r.event_name,
+        "template_id": r.template_id,
     }
 
 

@@ -299,9 +299,13 @@ class SQLiteStore(Store):
         return failures
 
     def _write_rows(self, part: Partition, members) -> None:
-        module = span_store if part.signal == "spans" else log_store
+        if part.signal == "spans":
+            for _, batch, rows in members:
+                span_store.write(part.state, batch, rows)
+            return
         for _, batch, rows in members:
-            module.write(part.state, batch, rows)
+            for block, idx in log_store.write(part.state, batch, rows):
+                batch.placed.append((part.signal, part.key, block, idx))
 
     def _transaction(self, part: Partition, body) -> Exception | None:
         conn = part.state.conn
@@ -549,6 +553,24 @@ class SQLiteStore(Store):
 
     def audit_chain(self) -> Iterator[AuditEntry]:
         return read_chain(self.root / "audit.db")
+
+    def set_log_templates(self, batch: LogBatch, template_ids: Sequence[str]) -> None:
+        placed = list(batch.placed)
+        if not placed:
+            return
+
+        def write() -> None:
+            for signal, key, block, rows in placed:
+                part = self.parts[signal].get(key)
+                if part is None or part.state is None:
+                    continue  # dropped by retention meanwhile
+                ids = list(template_ids) if rows is None else [template_ids[i] for i in rows]
+                self._transaction(part, lambda p=part, b=block, t=ids: log_store.write_templates(p.state, b, t))
+
+        try:
+            self.queue.put_control(write)
+        except StoreError:
+            pass  # shutting down: the records stay stored, only without their template id
 
     # --- events and state ----------------------------------------------------------------------
 
