@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pantau.config import ConfigError, load_config
+from pantau.logs.cli import logs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")
@@ -84,6 +85,7 @@ def _limit_malloc_arenas() -> None:
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(logs_app, name="logs")
 
 
 def _audit_entries(data_dir: Path):

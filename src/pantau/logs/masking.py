@@ -101,7 +101,7 @@ class Masker:
                 token = self.mask_token(token)
             else:
                 token = self.mask_token(token)
-            if out and token == out[-1] and PLACEHOLDER in token:
+            if out and token == out[-1] and PLACEHOLDER in token and token != PLACEHOLDER:
                 continue  # a variable-length list ("blk_1 blk_2 blk_3") is one parameter
             out.append(token)
         return out
@@ -149,5 +149,17 @@ _CANDIDATE = re.compile(r"[\d/:]|\..*\.")
 
 
 def display(template: str) -> str:
-    """A template as users (and the loghub benchmark) write it: every variable is `<*>`."""
-    return template.replace(PLACEHOLDER, "<*>")
+    """A template as users (and the loghub benchmark) write it: every variable is `<*>`, and an
+    identifier with a variable part (`blk_<*>`, `attempt_<*>_<*>_m_<*>`) is one variable."""
+    if PLACEHOLDER not in template:
+        return template
+    tokens = template.split(" ")
+    for i, token in enumerate(tokens):
+        if PLACEHOLDER in token:
+            tokens[i] = _ID_WITH_VARIABLE.sub("<*>", token)
+    return " ".join(tokens).replace(PLACEHOLDER, "<*>")
+
+
+# word_<V>, word_<V>_word0, word_word_<V>_<V>: an identifier made of a prefix and variable parts
+_ID_WITH_VARIABLE = re.compile(r"(?<![\w<>])[A-Za-z][A-Za-z0-9]*_(?:[A-Za-z0-9]+_)*(?:<V>(?:_[A-Za-z0-9]+|_<V>)*)"
+                               r"(?:_[A-Za-z0-9]+)*(?![\w<>])")
