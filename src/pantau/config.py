@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from pantau.logs.service import LogsConfig
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -195,6 +197,7 @@ class PantauConfig(_Strict):
     limits: LimitsConfig = LimitsConfig()
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
+    logs: LogsConfig = LogsConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:

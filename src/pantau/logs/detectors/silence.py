@@ -6,6 +6,8 @@ hour is not "silent". Needs `tick()` with the current time: silence has no recor
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pantau.logs.detectors.config import SilenceConfig
 from pantau.model import LogRecord
 from pantau.store.base import Event
@@ -39,11 +41,9 @@ class SilenceDetector:
         if t > svc.last_ns:
             svc.last_ns = t
         if svc.silence is not None and t > svc.silence.start_ns:
-            event, svc.silence = svc.silence, None
-            event.end_ns = t
-            event.title = event.title.replace("stopped logging", "stopped logging (resumed)")
-            event.data["resumed_ns"] = t
-            return [event]
+            silence, svc.silence = svc.silence, None
+            title = silence.title.replace("stopped logging", "stopped logging (resumed)")
+            return [replace(silence, end_ns=t, title=title, data={**silence.data, "resumed_ns": t})]
         return []
 
     def tick(self, now_ns: int) -> list[Event]:
