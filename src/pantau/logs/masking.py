@@ -68,13 +68,13 @@ class Masker:
         self._memo_size = memo_size
 
     def mask_token(self, token: str) -> str:
-        if token.isalpha() or not _CANDIDATE.search(token):
+        if token.isalpha():
             return token
-        if token.isdigit():
-            return PLACEHOLDER
         masked = self._memo.get(token)
         if masked is None:
-            masked = self._token.sub(PLACEHOLDER, token)
+            if token.isdigit():
+                return PLACEHOLDER
+            masked = self._token.sub(PLACEHOLDER, token) if _CANDIDATE.search(token) else token
             if len(self._memo) >= self._memo_size:
                 self._memo.clear()
             self._memo[token] = masked

@@ -26,7 +26,21 @@ class Access:
     user: str
 
 
+_last: tuple[LogRecord | None, Access | None] = (None, None)
+
+
 def parse_access(record: LogRecord) -> Access | None:
+    """The request a record logs, or None. Several detectors ask about the same record in a
+    row: the last answer is kept (the record is held, so its identity cannot be reused)."""
+    global _last
+    if _last[0] is record:
+        return _last[1]
+    access = _parse(record)
+    _last = (record, access)
+    return access
+
+
+def _parse(record: LogRecord) -> Access | None:
     target = attribute(record, "url.full", "http.target", "url.original", "http.url")
     if not target:
         path = attribute(record, "url.path")
@@ -41,6 +55,8 @@ def parse_access(record: LogRecord) -> Access | None:
                                 "client.ip"),
                       attribute(record, "user.name", "enduser.id", "user.id"))
     text = body_text(record)
+    if "/" not in text:
+        return None
     m = _CLF.match(text)
     if m:
         user = m.group("user")

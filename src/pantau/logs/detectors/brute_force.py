@@ -52,11 +52,16 @@ def login_outcome(record: LogRecord) -> str | None:
                 return "success"
         return None
     text = body_text(record)
-    if _FAILED.search(text):
+    lower = text.lower()  # cheap literal tests first: most lines are about something else
+    if any(w in lower for w in _FAILED_HINTS) and _FAILED.search(text):
         return "failure"
-    if _SUCCEEDED.search(text):
+    if any(w in lower for w in _SUCCEEDED_HINTS) and _SUCCEEDED.search(text):
         return "success"
     return None
+
+
+_FAILED_HINTS = ("fail", "invalid", "incorrect", "wrong", "bad pass", "denied", "unauthori", "error")
+_SUCCEEDED_HINTS = ("accepted", "succe", "logged in")
 
 
 def login_keys(record: LogRecord) -> list[tuple[str, str]]:

@@ -28,6 +28,8 @@ _TEXT = re.compile(
     r"sysadmin)\b|\brole (?:changed|granted|assigned|updated)\b|\bpromoted to\b|\bprivileges? (?:escalat|elevat|grant)"
     r"|\bnew (?:role|permission)s?\b|\bsudoers\b[^\n]*\b(?:added|modified|changed)\b",
     re.IGNORECASE)
+# every _TEXT alternative contains one of these
+_HINTS = ("usermod", "gpasswd", "group", "grant", "alter ", "role", "promoted", "privilege", "permission", "sudoers")
 _ADMIN = re.compile(r"\b(?:admin\w*|root|superuser|sudo|sudoers|wheel|owner|sysadmin|all privileges|dba)\b",
                     re.IGNORECASE)
 
@@ -46,7 +48,11 @@ class PrivilegeDetector:
                 outcome = attribute(record, "audit.outcome", "event.outcome").lower()
                 if outcome not in ("failure", "failed", "denied"):
                     return f"audit: {action}"
-        m = _TEXT.search(body_text(record))
+        text = body_text(record)
+        lower = text.lower()
+        if not any(w in lower for w in _HINTS):
+            return None
+        m = _TEXT.search(text)
         return m.group(0)[:200] if m else None
 
     def observe(self, record: LogRecord) -> list[Event]:
