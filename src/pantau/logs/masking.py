@@ -38,6 +38,8 @@ TOKEN_MASKS: list[tuple[str, str]] = [
     ("hex", _B + r"0x[0-9a-fA-F]+" + _E + "|" + _B + r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}" + _E),
     ("quantity", _B + r"\d+(?:\.\d+)?(?:[KMGT]i?B|ms|us|ns|s)" + _E),  # glued: 12ms, 1.5GiB
     ("number", _B + r"[-+]?\d+(?:\.\d+)?" + _E),
+    # an identifier glued to its number: u1234, node017 (two digits or more: eth0 and ext4 stay words)
+    ("id_number", r"(?<=[A-Za-z])\d{2,}" + _E),
 ]
 
 # Units that turn a preceding number into one quantity ("1190 bytes" is one variable).
@@ -74,6 +76,14 @@ class Masker:
         if masked is None:
             if token.isdigit():
                 return PLACEHOLDER
+            # unique ids (doc-123456, req_0042, u1234) would each cost a regex pass and a memo slot:
+            # these shapes give the same result as the masks, with string methods
+            head = token.rstrip(_DIGITS)
+            if head != token and head:
+                if head[-1] in "-_" and head[:-1].isalpha():
+                    return head + PLACEHOLDER
+                if head.isalpha() and len(token) - len(head) >= 2 and head.strip(_HEX_LETTERS) != "":
+                    return head + PLACEHOLDER
             masked = self._token.sub(PLACEHOLDER, token) if _CANDIDATE.search(token) else token
             if len(self._memo) >= self._memo_size:
                 self._memo.clear()
@@ -83,27 +93,40 @@ class Masker:
     def tokens(self, line: str) -> list[str]:
         raw = line.split()
         out: list[str] = []
+        append = out.append
+        memo = self._memo
         n = len(raw)
         i = 0
+        prev = ""  # the last token out, or "" (the hot loop avoids calls for plain words)
         while i < n:
             token = raw[i]
             i += 1
-            if token in _WEEKDAYS and i + 2 < n and raw[i] in _MONTHS and raw[i + 1].isdigit():
-                i = _skip_date(raw, i + 2)
-                token = PLACEHOLDER
-            elif out and _is_value(out[-1]):
-                unit, tail = _split_unit(token)
-                if unit:
-                    out[-1] = PLACEHOLDER + tail
-                    if not tail and i + 1 < n and raw[i].startswith("("):
+            if token.isalpha():
+                if token in _WEEKDAYS and i + 2 < n and raw[i] in _MONTHS and raw[i + 1].isdigit():
+                    i = _skip_date(raw, i + 2)
+                    token = PLACEHOLDER
+                elif token in UNITS and (prev == PLACEHOLDER or _is_value(prev)):
+                    out[-1] = prev = PLACEHOLDER
+                    if i + 1 < n and raw[i].startswith("("):
                         i = _skip_alternative(self, raw, i, out)
+                        prev = out[-1]
                     continue
-                token = self.mask_token(token)
+                else:
+                    append(token)
+                    prev = token
+                    continue
             else:
-                token = self.mask_token(token)
-            if out and token == out[-1] and PLACEHOLDER in token and token != PLACEHOLDER:
+                if prev and prev[-1] == ">" and _is_value(prev):
+                    unit, tail = _split_unit(token)
+                    if unit:
+                        out[-1] = prev = PLACEHOLDER + tail
+                        continue
+                masked = memo.get(token)
+                token = masked if masked is not None else self.mask_token(token)
+            if token == prev and token != PLACEHOLDER and PLACEHOLDER in token:
                 continue  # a variable-length list ("blk_1 blk_2 blk_3") is one parameter
-            out.append(token)
+            append(token)
+            prev = token
         return out
 
     def __call__(self, line: str) -> str:
@@ -144,6 +167,8 @@ def _skip_alternative(masker: Masker, raw: list[str], i: int, out: list[str]) ->
     return i
 
 
+_DIGITS = "0123456789"
+_HEX_LETTERS = "abcdefABCDEF"
 # a token a mask can change has a digit, a slash, a colon or two dots
 _CANDIDATE = re.compile(r"[\d/:]|\..*\.")
 

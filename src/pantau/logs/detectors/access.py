@@ -41,8 +41,8 @@ def parse_access(record: LogRecord) -> Access | None:
 
 
 def _parse(record: LogRecord) -> Access | None:
-    target = attribute(record, "url.full", "http.target", "url.original", "http.url")
-    if not target:
+    target = attribute(record, "url.full", "http.target", "url.original", "http.url") if record.attributes else ""
+    if not target and record.attributes:
         path = attribute(record, "url.path")
         if path:
             query = attribute(record, "url.query")

@@ -35,9 +35,10 @@ _AUTH_WORDS = ("auth", "login", "logon", "signin", "sign_in", "session")
 
 def login_outcome(record: LogRecord) -> str | None:
     """"failure", "success", or None when the record is not about a login."""
-    outcome = attribute(record, "event.outcome", "audit.outcome", "auth.result", "login.result").lower()
-    about = attribute(record, "event.category", "event.action", "audit.action", "event.name").lower() \
-        or record.event_name.lower()
+    outcome = attribute(record, "event.outcome", "audit.outcome", "auth.result", "login.result").lower() \
+        if record.attributes else ""
+    about = (attribute(record, "event.category", "event.action", "audit.action", "event.name").lower()
+             or record.event_name.lower()) if outcome else ""
     if outcome and any(w in about for w in _AUTH_WORDS):
         if outcome in ("failure", "failed", "fail", "denied", "error"):
             return "failure"
