@@ -14,7 +14,7 @@ import re
 from collections import deque
 
 from pantau.logs.detectors.access import parse_access
-from pantau.logs.detectors.base import Samples, attribute, body_text, sample
+from pantau.logs.detectors.base import Samples, attribute, body_text, contains_any, sample
 from pantau.logs.detectors.config import BruteForceConfig
 from pantau.model import LogRecord
 from pantau.store.base import Event
@@ -54,9 +54,9 @@ def login_outcome(record: LogRecord) -> str | None:
         return None
     text = body_text(record)
     lower = text.lower()  # cheap literal tests first: most lines are about something else
-    if any(w in lower for w in _FAILED_HINTS) and _FAILED.search(text):
+    if contains_any(lower, _FAILED_HINTS) and _FAILED.search(text):
         return "failure"
-    if any(w in lower for w in _SUCCEEDED_HINTS) and _SUCCEEDED.search(text):
+    if contains_any(lower, _SUCCEEDED_HINTS) and _SUCCEEDED.search(text):
         return "success"
     return None
 

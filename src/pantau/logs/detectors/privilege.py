@@ -14,7 +14,7 @@ import hashlib
 import re
 
 from pantau.logs.audit import is_audit
-from pantau.logs.detectors.base import attribute, body_text, sample
+from pantau.logs.detectors.base import attribute, body_text, contains_any, sample
 from pantau.logs.detectors.config import PrivilegeConfig
 from pantau.model import LogRecord
 from pantau.store.base import Event
@@ -50,7 +50,7 @@ class PrivilegeDetector:
                     return f"audit: {action}"
         text = body_text(record)
         lower = text.lower()
-        if not any(w in lower for w in _HINTS):
+        if not contains_any(lower, _HINTS):
             return None
         m = _TEXT.search(text)
         return m.group(0)[:200] if m else None
