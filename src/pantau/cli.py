@@ -12,6 +12,7 @@ import typer
 
 from pantau.config import ConfigError, load_config
 from pantau.exporting.cli import export_app
+from pantau.logs.cli import logs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")
@@ -87,6 +88,7 @@ app.add_typer(export_app, name="export")
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(logs_app, name="logs")
 
 
 def _audit_entries(data_dir: Path):

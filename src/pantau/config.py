@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from pantau.logs.service import LogsConfig
 from pantau.logs.severity import severity_class
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -239,6 +240,7 @@ class PantauConfig(_Strict):
     rule_files: list[str] = []
     alertmanager_config: str | None = None
     alerting: AlertingConfig = AlertingConfig()
+    logs: LogsConfig = LogsConfig()
 
     @model_validator(mode="after")
     def _scrape_jobs(self) -> PantauConfig:

@@ -32,7 +32,9 @@ from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
 from pantau.ingest.scrape import ScrapeManager
+from pantau.logs import api as log_patterns_api
 from pantau.logs.redact_ingest import IngestRedactor
+from pantau.logs.service import LogPatternService
 from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
 from pantau.store.base import Store
@@ -110,6 +112,7 @@ class Hub:
         self.store: Store | None = None
         # Components announce what happened here ("data.logs", "anomaly", "alert", ...).
         self.bus = Bus()
+        self.log_patterns: LogPatternService | None = None
         self._stop = asyncio.Event()
         self._ready = False
 
@@ -176,7 +179,10 @@ class Hub:
             store.add_commit_listener(
                 lambda batch: self.bus.publish(f"data.{type(batch).__name__.removesuffix('Batch').lower()}", batch))
 
+            self.log_patterns = LogPatternService(store, self.bus, cfg.logs)
+            self.log_patterns.start()
             api = create_app(store, self.metrics, lambda: self._ready, self.bus)
+            api.include_router(log_patterns_api.create_router(self.log_patterns))
             api.include_router(remote_write.create_router(
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
             anomaly = AnomalyEngine(store, self.bus, cfg.anomaly) if cfg.anomaly.enabled else None
@@ -240,6 +246,8 @@ class Hub:
             await gserver.stop(srv.shutdown_grace)
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            if self.log_patterns is not None:  # mines what is queued, saves its state: before the store closes
+                await asyncio.to_thread(self.log_patterns.stop)
             if self.store is not None:
                 await asyncio.to_thread(self.store.close)
             for s in sockets:
