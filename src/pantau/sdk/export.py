@@ -1,0 +1,326 @@
+"""Batching, redaction and export that never hurt the host application.
+
+pantau uses its own small batch processor instead of OpenTelemetry's for three reasons:
+every lost item must be counted (OpenTelemetry's queue drops the oldest item silently), the
+correlation id and redaction are applied here on the export thread (not on the app's thread,
+and without a second processor call per span), and an unreachable hub must cost almost
+nothing: after a failed export the guard backs off (1 s doubling to 30 s) and drops batches
+without trying, and warns at most once a minute.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from pantau.redaction import Redactor
+from pantau.sdk import correlate
+from pantau.sdk.stats import SignalStats
+
+log = logging.getLogger("pantau.sdk")
+
+WARN_EVERY_S = 60.0
+BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 30.0
+
+
+class ExportGuard:
+    """Wraps one exporter: prepares batches, counts outcomes, backs off while the peer is down."""
+
+    def __init__(self, exporter: Any, stats: SignalStats, success: Any,
+                 prepare: Callable[[list], list] | None = None) -> None:
+        self.exporter = exporter
+        self.stats = stats
+        self._success = success
+        self._prepare = prepare
+        self._backoff = 0.0
+        self._down_until = 0.0
+        self._last_warning = -WARN_EVERY_S
+
+    @property
+    def down(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def export(self, batch: list) -> bool:
+        n = len(batch)
+        if self.down:
+            self.stats.add_dropped(n)
+            return False
+        try:
+            items = self._prepare(batch) if self._prepare else batch
+            ok = self.exporter.export(items) == self._success
+            error = "" if ok else "the exporter reported a failure"
+        except Exception as e:  # an exporter bug must not reach the app
+            ok, error = False, f"{type(e).__name__}: {e}"
+        if ok:
+            self.stats.add_exported(n)
+            self._backoff = 0.0
+            return True
+        self.failed(n, error)
+        return False
+
+    def failed(self, n: int, error: str) -> None:
+        self.stats.add_dropped(n)
+        self.stats.add_failure()
+        self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_MIN_S, self._backoff * 2))
+        now = time.monotonic()
+        self._down_until = now + self._backoff
+        if now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("pantau: exporting %s failed (%s); dropped %d so far, retrying in %.0f s "
+                        "(this warning repeats at most once a minute)",
+                        self.stats.name, error, self.stats.dropped, self._backoff)
+
+    def shutdown(self) -> None:
+        try:
+            self.exporter.shutdown()
+        except Exception:
+            pass
+
+
+class Batcher:
+    """A bounded queue drained by one daemon thread into an `ExportGuard`.
+
+    `add` is the only call on the app's thread: a length check and a deque append. A full
+    queue drops the new item and counts it.
+    """
+
+    def __init__(self, guard: ExportGuard, max_queue: int = 2048, batch_size: int = 512,
+                 delay_s: float = 1.0, name: str = "pantau-export") -> None:
+        self.guard = guard
+        self.stats = guard.stats
+        self._queue: collections.deque = collections.deque()
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._delay = delay_s
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def add(self, item: Any) -> None:
+        queue = self._queue
+        if self._stopped or len(queue) >= self._max_queue:
+            self.stats.add_dropped(1)
+            return
+        queue.append(item)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            if not self._stopped:
+                self._drain()
+
+    def _drain(self) -> None:
+        with self._export_lock:
+            queue, size = self._queue, self._batch_size
+            while queue:
+                batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+                self.guard.export(batch)
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        if self._stopped:
+            return False
+        if not self._export_lock.acquire(timeout=timeout_s):
+            return False
+        self._export_lock.release()
+        self._drain()
+        return True
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Export what is queued (unless the peer is known to be down), then stop; never hang."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        if not self.guard.down:
+            worker = threading.Thread(target=self._drain, daemon=True)
+            worker.start()
+            worker.join(timeout_s)
+        self.guard.shutdown()  # interrupts an exporter's retry sleep
+        self._thread.join(min(timeout_s, 5.0))
+        left = len(self._queue)
+        self._queue.clear()
+        if left:
+            self.stats.add_dropped(left)
+
+
+# --- spans ---
+
+
+def _cid_of(span: ReadableSpan) -> str:
+    cid = getattr(span, "_pantau_cid", None)
+    return cid if cid else f"{span.context.trace_id:032x}"
+
+
+def prepare_spans(redactor: Redactor | None) -> Callable[[list], list]:
+    """Stamp `correlation.id` and redact attributes, event attributes and status text.
+
+    Runs on the export thread on spans that have ended: nothing reads them any more, so
+    their attribute mappings are replaced in place (cheaper than copying every span).
+    """
+
+    def prepare(spans: list[ReadableSpan]) -> list[ReadableSpan]:
+        for span in spans:
+            attrs = dict(span._attributes or {})
+            attrs[correlate.ATTRIBUTE] = _cid_of(span)
+            if redactor is not None:
+                attrs = redactor.redact_attributes(attrs)
+                for event in span._events:
+                    if event.attributes:
+                        new = redactor.redact_attributes(event.attributes)
+                        if new is not event.attributes:
+                            event._attributes = new
+                status = span._status
+                if status.description:
+                    text = redactor.redact_text(status.description)
+                    if text != status.description:
+                        span._status = type(status)(status.status_code, text)
+            span._attributes = attrs
+        return spans
+
+    return prepare
+
+
+class SpanBatchProcessor(SpanProcessor):
+    """pantau's batch span processor: remembers an explicit correlation id at start."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        cid = correlate.explicit_correlation_id(parent_context)
+        if cid:
+            span._pantau_cid = cid  # type: ignore[attr-defined]
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context.trace_flags.sampled:
+            self.batcher.add(span)
+
+    def shutdown(self) -> None:
+        self.batcher.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.batcher.flush(timeout_millis / 1000)
+
+
+# --- logs ---
+
+
+def prepare_logs(redactor: Redactor | None) -> Callable[[list], list]:
+    def prepare(items: list[tuple[Any, str | None]]) -> list[Any]:
+        out = []
+        for record, cid in items:
+            lr = record.log_record
+            attrs = dict(lr.attributes or {})
+            if correlate.ATTRIBUTE not in attrs:
+                if cid is None and lr.trace_id:
+                    cid = f"{lr.trace_id:032x}"
+                if cid:
+                    attrs[correlate.ATTRIBUTE] = cid
+            if redactor is not None:
+                attrs = redactor.redact_attributes(attrs)
+                if isinstance(lr.body, str):
+                    lr.body = redactor.redact_text(lr.body)
+            lr.attributes = attrs
+            out.append(record)
+        return out
+
+    return prepare
+
+
+class LogBatchProcessor:
+    """pantau's batch log record processor (the OpenTelemetry LogRecordProcessor interface)."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def on_emit(self, log_record: Any) -> None:
+        self.batcher.add((log_record, correlate.explicit_correlation_id()))
+
+    emit = on_emit  # older SDKs call emit()
+
+    def shutdown(self) -> None:
+        self.batcher.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.batcher.flush(timeout_millis / 1000)
+
+
+# --- metrics ---
+
+
+def count_points(data: MetricsData) -> int:
+    return sum(len(m.data.data_points) for rm in data.resource_metrics for sm in rm.scope_metrics
+               for m in sm.metrics)
+
+
+class GuardedMetricExporter(MetricExporter):
+    """A metric exporter that adds pantau's business metrics, counts points, backs off."""
+
+    def __init__(self, exporter: MetricExporter, stats: SignalStats,
+                 extend: Callable[[MetricsData], MetricsData] | None = None) -> None:
+        super().__init__(preferred_temporality=exporter._preferred_temporality,
+                         preferred_aggregation=exporter._preferred_aggregation)
+        self.inner = exporter
+        self._extend = extend
+        self.guard = ExportGuard(exporter, stats, MetricExportResult.SUCCESS)
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            if self._extend is not None:
+                metrics_data = self._extend(metrics_data)
+            n = count_points(metrics_data)
+        except Exception as e:
+            self.guard.failed(1, f"{type(e).__name__}: {e}")
+            return MetricExportResult.FAILURE
+        if self.guard.down:
+            self.guard.stats.add_dropped(n)
+            return MetricExportResult.FAILURE
+        try:
+            ok = self.inner.export(metrics_data, timeout_millis=timeout_millis) == MetricExportResult.SUCCESS
+            error = "the exporter reported a failure"
+        except Exception as e:
+            ok, error = False, f"{type(e).__name__}: {e}"
+        if ok:
+            self.guard.stats.add_exported(n)
+            self.guard._backoff = 0.0
+            return MetricExportResult.SUCCESS
+        self.guard.failed(n, error)
+        return MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.guard.shutdown()
+
+
+class DropExporter:
+    """Accepts everything and sends nothing (benchmarks; `endpoint="none"`)."""
+
+    def __init__(self, result: Any) -> None:
+        self._result = result
+
+    def export(self, batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+        return self._result
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def force_flush(self, *args: Any, **kwargs: Any) -> bool:
+        return True
