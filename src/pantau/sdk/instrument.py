@@ -72,7 +72,8 @@ def instrument_app(app: Any) -> Any:
     """Instrument one FastAPI/Starlette app object (server spans and HTTP RED metrics)."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app)
+    if not getattr(app, "_is_instrumented_by_opentelemetry", False):  # auto_instrument may have done it
+        FastAPIInstrumentor.instrument_app(app)
     return app
 
 
