@@ -204,14 +204,17 @@ def init(service_name: str | None = None, *, endpoint: str | None = None, protoc
          headers: dict[str, str] | None = None, resource_attributes: dict[str, Any] | None = None,
          auto_instrument: bool | list[str] = False, log_level: int | str = logging.INFO,
          logging_handler: bool = True, metrics_interval_s: float | None = None,
-         timeout_s: float | None = None, max_queue_size: int | None = None) -> Telemetry:
+         timeout_s: float | None = None, max_queue_size: int | None = None,
+         exporters: tuple[Any, Any, Any] | None = None) -> Telemetry:
     """Set up traces, metrics and logs for this process, exported over OTLP.
 
     `endpoint`: the OTLP base URL (`http://hub:4318` for http/protobuf, `http://hub:4317` for
     grpc); `"none"` keeps everything in the process. `redact`: True for the default rules, a
     `Redactor` for custom ones, False for none. `prometheus_port`: also serve the metrics at
     `http://<prometheus_addr>:<port>/metrics`. `auto_instrument`: True for every installed
-    instrumentation, or a list of names (fastapi, requests, httpx, sqlite3).
+    instrumentation, or a list of names (fastapi, requests, httpx, sqlite3). `exporters`: a
+    (span, metric, log) triple of OpenTelemetry exporters to use instead of OTLP (console or
+    in-memory exporters, say); pantau's batching, counting and redaction still apply.
     """
     global _current, _atexit_registered
     with _lock:
@@ -245,7 +248,7 @@ def init(service_name: str | None = None, *, endpoint: str | None = None, protoc
         counters.redactor = redactor
         business.reset()
 
-        span_exp, metric_exp, log_exp = _exporters(proto, endpoint, headers, timeout_s)
+        span_exp, metric_exp, log_exp = exporters or _exporters(proto, endpoint, headers, timeout_s)
         queue = max_queue_size or int(_float_env("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
         batch = int(_float_env("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
         span_batcher = export.Batcher(
