@@ -171,11 +171,10 @@ def prepare_spans(redactor: Redactor | None) -> Callable[[list], list]:
 
     def prepare(spans: list[ReadableSpan]) -> list[ReadableSpan]:
         for span in spans:
-            attrs = dict(span._attributes or {})
-            if correlate.ATTRIBUTE not in attrs:
-                attrs[correlate.ATTRIBUTE] = f"{span.context.trace_id:032x}"
+            attrs = span._attributes
             if redactor is not None:
-                attrs = redactor.redact_attributes(attrs)
+                if attrs:
+                    attrs = redactor.redact_attributes(attrs)
                 for event in span._events:
                     if event.attributes:
                         new = redactor.redact_attributes(event.attributes)
@@ -186,6 +185,10 @@ def prepare_spans(redactor: Redactor | None) -> Callable[[list], list]:
                     text = redactor.redact_text(status.description)
                     if text != status.description:
                         span._status = type(status)(status.status_code, text)
+            # pantau's own value, added after redaction (a trace id must not be scanned for PII)
+            attrs = dict(attrs) if attrs else {}
+            if correlate.ATTRIBUTE not in attrs:
+                attrs[correlate.ATTRIBUTE] = f"{span.context.trace_id:032x}"
             span._attributes = attrs
         return spans
 
@@ -223,23 +226,28 @@ class SpanBatchProcessor(SpanProcessor):
 
 
 def prepare_logs(redactor: Redactor | None) -> Callable[[list], list]:
-    def prepare(items: list[tuple[Any, str | None]]) -> list[Any]:
-        out = []
-        for record, cid in items:
+    """Redact body and attributes, then stamp `correlation.id`: the one in the baggage of the
+    context the record was emitted in, else its trace id. All on the export thread."""
+
+    def prepare(records: list[Any]) -> list[Any]:
+        for record in records:
             lr = record.log_record
-            attrs = dict(lr.attributes or {})
+            attrs = lr.attributes
+            if redactor is not None:
+                if attrs:
+                    attrs = redactor.redact_attributes(attrs)
+                if isinstance(lr.body, str):
+                    lr.body = redactor.redact_text(lr.body)
+            attrs = dict(attrs) if attrs else {}
             if correlate.ATTRIBUTE not in attrs:
+                ctx = getattr(lr, "context", None)
+                cid = correlate.explicit_correlation_id(ctx) if ctx is not None else None
                 if cid is None and lr.trace_id:
                     cid = f"{lr.trace_id:032x}"
                 if cid:
                     attrs[correlate.ATTRIBUTE] = cid
-            if redactor is not None:
-                attrs = redactor.redact_attributes(attrs)
-                if isinstance(lr.body, str):
-                    lr.body = redactor.redact_text(lr.body)
             lr.attributes = attrs
-            out.append(record)
-        return out
+        return records
 
     return prepare
 
@@ -251,7 +259,7 @@ class LogBatchProcessor:
         self.batcher = batcher
 
     def on_emit(self, log_record: Any) -> None:
-        self.batcher.add((log_record, correlate.explicit_correlation_id()))
+        self.batcher.add(log_record)
 
     emit = on_emit  # older SDKs call emit()
 
