@@ -307,3 +307,15 @@ def test_business_metrics_exported_over_the_exporter(sinks: Sinks) -> None:
     assert point.bucket_counts[:3] == [1, 0, 2] and sum(point.bucket_counts) == 4
     assert metrics["pantau.signing.operations"].data.data_points[0].value == 4
     assert {"pantau.sdk.items.dropped"} <= set(metrics)
+
+
+def test_structlog_goes_through_pantau(sinks: Sinks) -> None:
+    structlog = pytest.importorskip("structlog")
+    log = structlog.get_logger("unit.struct")
+    with pantau.correlation("batch-9"), pantau.trace("structured") as span:
+        log.info("order placed", order_id="o-1", email="rina@example.id")
+    [record] = [r for r in sinks.records() if r.body == "order placed"]
+    assert record.attributes["order_id"] == "o-1"
+    assert record.attributes["email"] == "[REDACTED:email]"
+    assert record.attributes["correlation.id"] == "batch-9" and record.attributes["correlation_id"] == "batch-9"
+    assert record.trace_id == span.get_span_context().trace_id
