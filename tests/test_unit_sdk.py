@@ -236,6 +236,34 @@ def test_init_idempotent_reinit_and_errors() -> None:
     assert pantau.telemetry() is None
 
 
+def test_bad_protocol_in_environment_does_not_stop_the_app(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    t = pantau.init("env-json", exporters=Sinks().triple())
+    try:
+        assert t.protocol == "http/protobuf"
+        assert "no OTLP/HTTP JSON exporter; use http/protobuf" in caplog.text
+    finally:
+        pantau.shutdown()
+
+
+def test_hub_unreachable_counts_backs_off_and_warns_once(caplog) -> None:
+    pantau.init("down", endpoint=f"http://127.0.0.1:{free_port()}", timeout_s=1.0, metrics_interval_s=3600)
+    try:
+        for round_ in range(3):
+            for _ in range(10):
+                with pantau.trace("lost"):
+                    pass
+            pantau.flush()
+            if round_ == 0:
+                assert pantau.telemetry().batchers[0].guard.down, "backing off after the failure"
+        stats = pantau.sdk_stats()["spans"]
+        assert stats == {"exported": 0, "dropped": 30, "export_failures": 1, "queued": 0}
+        warnings = [r for r in caplog.records if r.name == "pantau.sdk" and "exporting spans failed" in r.message]
+        assert len(warnings) == 1, "at most one warning a minute"
+    finally:
+        pantau.shutdown()
+
+
 def test_environment_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=signing")

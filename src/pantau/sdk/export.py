@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,8 +105,20 @@ class Batcher:
         self._wake = threading.Event()
         self._export_lock = threading.Lock()
         self._stopped = False
+        self._name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        if hasattr(os, "register_at_fork"):  # a forked worker (gunicorn --preload) needs its own thread
+            ref = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _after_fork(self) -> None:
+        self._queue.clear()
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        if not self._stopped:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
 
     def queued(self) -> int:
         return len(self._queue)

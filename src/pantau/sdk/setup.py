@@ -61,13 +61,22 @@ def _env(name: str) -> str | None:
 
 
 def _protocol(protocol: str | None) -> str:
+    """The argument must be valid (a clear error at the call); a bad environment value, perhaps
+    set for services in other languages, is reported and replaced so the app still starts."""
+    from_env = protocol is None
     value = (protocol or _env("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf").lower()
+    problem = None
     if value == "http/json":
-        raise ConfigError("protocol http/json: the OpenTelemetry Python SDK has no OTLP/HTTP JSON exporter; "
-                          "use http/protobuf (pantau's hub accepts both) or grpc")
-    if value not in PROTOCOLS:
-        raise ConfigError(f"unknown OTLP protocol {value!r}; use one of {', '.join(PROTOCOLS)}")
-    return value
+        problem = ("protocol http/json: the OpenTelemetry Python SDK has no OTLP/HTTP JSON exporter; "
+                   "use http/protobuf (pantau's hub accepts both) or grpc")
+    elif value not in PROTOCOLS:
+        problem = f"unknown OTLP protocol {value!r}; use one of {', '.join(PROTOCOLS)}"
+    if problem is None:
+        return value
+    if not from_env:
+        raise ConfigError(problem)
+    log.error("pantau: OTEL_EXPORTER_OTLP_PROTOCOL: %s; using http/protobuf", problem)
+    return "http/protobuf"
 
 
 def _exporters(protocol: str, endpoint: str | None, headers: dict[str, str] | None,
