@@ -258,7 +258,7 @@ def test_hub_unreachable_counts_backs_off_and_warns_once(caplog) -> None:
                 assert pantau.telemetry().batchers[0].guard.down, "backing off after the failure"
         stats = pantau.sdk_stats()["spans"]
         assert stats == {"exported": 0, "dropped": 30, "export_failures": 1, "queued": 0}
-        warnings = [r for r in caplog.records if r.name == "pantau.sdk" and "exporting spans failed" in r.message]
+        warnings = [r for r in caplog.records if r.name == "pantau.sdk" and "exporting spans failed" in r.getMessage()]
         assert len(warnings) == 1, "at most one warning a minute"
     finally:
         pantau.shutdown()
@@ -347,3 +347,17 @@ def test_structlog_goes_through_pantau(sinks: Sinks) -> None:
     assert record.attributes["email"] == "[REDACTED:email]"
     assert record.attributes["correlation.id"] == "batch-9" and record.attributes["correlation_id"] == "batch-9"
     assert record.trace_id == span.get_span_context().trace_id
+
+
+def test_business_metrics_cardinality_is_bounded(sinks: Sinks) -> None:
+    from pantau.sdk import business
+
+    for i in range(business.MAX_SERIES + 500):
+        pantau.record_signing_operation("sign", "success", f"alg-{i}")
+    pantau.flush()
+    [ops] = [m for data in sinks.metrics.data[-1:] for rm in data.resource_metrics for sm in rm.scope_metrics
+             for m in sm.metrics if m.name == "pantau.signing.operations"]
+    points = ops.data.data_points
+    assert len(points) == business.MAX_SERIES + 1
+    [overflow] = [p for p in points if p.attributes.get("otel.metric.overflow")]
+    assert overflow.value == 500 and sum(p.value for p in points) == business.MAX_SERIES + 500

@@ -85,12 +85,28 @@ FAMILIES = (SIGNING_OPS, SIGNING_DURATION, CHAIN_OPS, CHAIN_INTEGRITY, EQUITY_SC
             GOVERNANCE_EVENTS)
 
 
+MAX_SERIES = 2000  # label sets per metric, as OpenTelemetry's default cardinality limit
+OVERFLOW = ("\x00overflow",)  # beyond it, one series with otel.metric.overflow=true (as OpenTelemetry does)
+
+
+def _key(family: Family, key: tuple) -> tuple:
+    if key in family.values or len(family.values) < MAX_SERIES:
+        return key
+    return OVERFLOW
+
+
 def _add(family: Family, key: tuple, n: float = 1) -> None:
     values = family.values
+    key = _key(family, key)
     values[key] = values.get(key, 0) + n
 
 
+def _set(family: Family, key: tuple, value: float) -> None:
+    family.values[_key(family, key)] = value
+
+
 def _observe(family: Family, key: tuple, value: float) -> None:
+    key = _key(family, key)
     h = family.values.get(key)
     if h is None:
         h = family.values[key] = [[0] * (len(family.bounds) + 1), 0.0, 0, value, value]
@@ -119,14 +135,14 @@ def record_chain_operation(operation: str, status: str = "success", integrity: f
     with _lock:
         _add(CHAIN_OPS, (operation, status))
         if integrity is not None:
-            CHAIN_INTEGRITY.values[(chain,)] = float(integrity)
+            _set(CHAIN_INTEGRITY, (chain,), float(integrity))
 
 
 def record_equity_score(score: float, category: str, tier: str) -> None:
     """Record one equity assessment: the latest score per (category, tier) and a count."""
     key = (category, tier)
     with _lock:
-        EQUITY_SCORE.values[key] = float(score)
+        _set(EQUITY_SCORE, key, float(score))
         _add(EQUITY_ASSESSMENTS, key)
 
 
@@ -148,7 +164,7 @@ def _points(family: Family, now: int) -> list:
     names = family.labels
     points = []
     for key, v in family.values.items():
-        attrs = dict(zip(names, key, strict=True))
+        attrs = {"otel.metric.overflow": True} if key is OVERFLOW else dict(zip(names, key, strict=True))
         if family.kind == "histogram":
             buckets, total, count, lo, hi = v
             points.append(HistogramDataPoint(attrs, _start_ns, now, count, total, list(buckets),

@@ -57,6 +57,11 @@ class ExportGuard:
             return False
         try:
             items = self._prepare(batch) if self._prepare else batch
+        except Exception as e:  # a redaction or stamping bug: lose this batch, not the connection
+            self.stats.add_dropped(n)
+            self._warn(f"preparing the batch failed ({type(e).__name__}: {e})")
+            return False
+        try:
             ok = self.exporter.export(items) == self._success
             error = "" if ok else "the exporter reported a failure"
         except Exception as e:  # an exporter bug must not reach the app
@@ -72,13 +77,15 @@ class ExportGuard:
         self.stats.add_dropped(n)
         self.stats.add_failure()
         self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_MIN_S, self._backoff * 2))
+        self._down_until = time.monotonic() + self._backoff
+        self._warn(f"exporting {self.stats.name} failed ({error}); retrying in {self._backoff:.0f} s")
+
+    def _warn(self, what: str) -> None:
         now = time.monotonic()
-        self._down_until = now + self._backoff
         if now - self._last_warning >= WARN_EVERY_S:
             self._last_warning = now
-            log.warning("pantau: exporting %s failed (%s); dropped %d so far, retrying in %.0f s "
-                        "(this warning repeats at most once a minute)",
-                        self.stats.name, error, self.stats.dropped, self._backoff)
+            log.warning("pantau: %s; %d %s dropped so far (this warning repeats at most once a minute)",
+                        what, self.stats.dropped, self.stats.name)
 
     def shutdown(self) -> None:
         try:
