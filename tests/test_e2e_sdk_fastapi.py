@@ -166,8 +166,10 @@ def test_two_services_one_trace(hub: HubProcess, services: tuple[App, App]) -> N
     [integrity] = instant(hub, "pantau_chain_integrity_percent")
     assert float(integrity["value"][1]) == 100.0 and integrity["metric"]["chain_name"] == "main"
     # HTTP RED metrics from the FastAPI instrumentation, in both services
-    http = instant(hub, '{__name__=~"http_server_(request_)?duration_.*_count"}')
-    assert {r["metric"]["job"] for r in http} == {"document-service", "ledger-service"}, http
+    def http_jobs() -> set[str]:
+        return {r["metric"]["job"] for r in instant(hub, '{__name__=~"http_server_(request_)?duration_.*_count"}')}
+
+    assert wait_until(lambda: http_jobs() == {"document-service", "ledger-service"}, timeout=30), http_jobs()
     # nothing was dropped on the way
     assert not [r for r in instant(hub, "pantau_sdk_items_dropped_total") if float(r["value"][1]) != 0]
     # uvicorn re-raises SIGTERM after its shutdown (where the examples flush): -15 is a clean stop
