@@ -361,3 +361,59 @@ def test_business_metrics_cardinality_is_bounded(sinks: Sinks) -> None:
     assert len(points) == business.MAX_SERIES + 1
     [overflow] = [p for p in points if p.attributes.get("otel.metric.overflow")]
     assert overflow.value == 500 and sum(p.value for p in points) == business.MAX_SERIES + 500
+
+
+def test_auto_instrumented_clients_and_wsgi_server() -> None:
+    """requests and httpx (auto-instrumented) send the context; a WSGI app wrapped by
+    `pantau.wsgi_middleware` continues it: one trace, client spans parenting server spans."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    import requests
+
+    seen: list[dict] = []
+
+    def app(environ, start_response):
+        seen.append({k: v for k, v in environ.items() if k.startswith("HTTP_")})
+        with pantau.trace("handler"):
+            assert pantau.correlation_id() == "req-7"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    sinks = Sinks()
+    pantau.init("clients", exporters=sinks.triple(), auto_instrument=["requests", "httpx"])
+    server = make_server("127.0.0.1", 0, pantau.wsgi_middleware(app), handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/sign"
+    try:
+        with pantau.correlation("req-7"), pantau.trace("caller"):
+            assert requests.get(url, timeout=10).status_code == 200
+            assert httpx.get(url, timeout=10).status_code == 200
+        pantau.flush()
+        spans = sinks.spans.get_finished_spans()
+    finally:
+        server.shutdown()
+        server.server_close()
+        pantau.shutdown()
+    assert all(h["HTTP_X_CORRELATION_ID"] == "req-7" and h["HTTP_TRACEPARENT"] for h in seen) and len(seen) == 2
+    by_id = {s.context.span_id: s for s in spans}
+    servers = [s for s in spans if s.kind.name == "SERVER"]
+    assert len(servers) == 2 and len({s.context.trace_id for s in spans}) == 1
+    for s in servers:
+        client = by_id[s.parent.span_id]
+        assert client.kind.name == "CLIENT" and by_id[client.parent.span_id].name == "caller"
+    assert all(s.attributes["correlation.id"] == "req-7" for s in spans)
+
+
+def test_import_pantau_stays_light() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, pantau; heavy = sorted(m for m in sys.modules if m.startswith(('opentelemetry', "
+            "'pantau.sdk', 'pantau.hub', 'fastapi'))); print(heavy); pantau.trace; "
+            "print('opentelemetry.sdk.trace' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _SDK_NAMES = frozenset({
-    "ConfigError", "Telemetry", "access_log", "add_event", "audit", "auto_instrument", "continue_trace",
+    "ConfigError", "Telemetry", "access_log", "add_event", "asgi_middleware", "audit", "auto_instrument",
+    "continue_trace",
     "correlation", "correlation_id", "counter", "current_span", "extract_context", "flush", "gauge", "histogram",
     "init", "inject_headers", "instrument_app", "performance_log", "record_chain_operation", "record_equity_score",
     "record_governance_event", "record_signing_operation", "sdk_stats", "security_event", "set_attributes",
-    "shutdown", "structlog_processor", "submit", "telemetry", "trace", "up_down_counter", "wrap",
+    "shutdown", "structlog_processor", "submit", "telemetry", "trace", "up_down_counter", "wrap", "wsgi_middleware",
 })
 
 if TYPE_CHECKING:

@@ -77,6 +77,20 @@ def instrument_app(app: Any) -> Any:
     return app
 
 
+def wsgi_middleware(app: Any) -> Any:
+    """A WSGI app (Flask, Django's WSGIHandler...) wrapped for server spans and HTTP metrics."""
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(app)
+
+
+def asgi_middleware(app: Any) -> Any:
+    """Any ASGI app wrapped for server spans and HTTP metrics (FastAPI: use `instrument_app`)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    return OpenTelemetryMiddleware(app)
+
+
 def uninstrument_all() -> None:
     global _sqlite3_patched
     for instrumentor in _active:
