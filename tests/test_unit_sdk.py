@@ -417,3 +417,17 @@ def test_import_pantau_stays_light() -> None:
             "print('opentelemetry.sdk.trace' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout
+
+
+def test_attribute_limits_and_their_dropped_count_survive_stamping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    sinks = Sinks()
+    pantau.init("limits", exporters=sinks.triple())
+    try:
+        with pantau.trace("many", attributes={"a": 1, "b": 2, "c": 3, "d": 4}):
+            pass
+        span = sinks.finished()["many"]
+    finally:
+        pantau.shutdown()
+    assert span.dropped_attributes == 2
+    assert dict(span.attributes) == {"c": 3, "d": 4, "correlation.id": f"{span.context.trace_id:032x}"}

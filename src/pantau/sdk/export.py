@@ -183,6 +183,19 @@ class Batcher:
 # --- spans ---
 
 
+def _with(attrs: Any, key: str, value: str) -> Any:
+    """`attrs` plus one key. OpenTelemetry's BoundedAttributes of an ended span is read-only and
+    carries the count of attributes dropped by limits (exported as such); pantau adds its key to
+    the mapping underneath so that the count survives. Anything else is copied."""
+    inner = getattr(attrs, "_dict", None)
+    if isinstance(inner, dict):
+        inner[key] = value
+        return attrs
+    out = dict(attrs) if attrs else {}
+    out[key] = value
+    return out
+
+
 def prepare_spans(redactor: Redactor | None) -> Callable[[list], list]:
     """Stamp `correlation.id` and redact attributes, event attributes and status text.
 
@@ -207,10 +220,10 @@ def prepare_spans(redactor: Redactor | None) -> Callable[[list], list]:
                     if text != status.description:
                         span._status = type(status)(status.status_code, text)
             # pantau's own value, added after redaction (a trace id must not be scanned for PII)
-            attrs = dict(attrs) if attrs else {}
-            if correlate.ATTRIBUTE not in attrs:
-                attrs[correlate.ATTRIBUTE] = f"{span.context.trace_id:032x}"
-            span._attributes = attrs
+            if not attrs or correlate.ATTRIBUTE not in attrs:
+                span._attributes = _with(attrs, correlate.ATTRIBUTE, f"{span.context.trace_id:032x}")
+            elif attrs is not span._attributes:
+                span._attributes = attrs
         return spans
 
     return prepare
@@ -259,15 +272,15 @@ def prepare_logs(redactor: Redactor | None) -> Callable[[list], list]:
                     attrs = redactor.redact_attributes(attrs)
                 if isinstance(lr.body, str):
                     lr.body = redactor.redact_text(lr.body)
-            attrs = dict(attrs) if attrs else {}
-            if correlate.ATTRIBUTE not in attrs:
+            if not attrs or correlate.ATTRIBUTE not in attrs:
                 ctx = getattr(lr, "context", None)
                 cid = correlate.explicit_correlation_id(ctx) if ctx is not None else None
                 if cid is None and lr.trace_id:
                     cid = f"{lr.trace_id:032x}"
                 if cid:
-                    attrs[correlate.ATTRIBUTE] = cid
-            lr.attributes = attrs
+                    attrs = _with(attrs, correlate.ATTRIBUTE, cid)
+            if attrs is not lr.attributes:
+                lr.attributes = attrs
         return records
 
     return prepare
