@@ -264,6 +264,26 @@ def test_hub_unreachable_counts_backs_off_and_warns_once(caplog) -> None:
         pantau.shutdown()
 
 
+def test_otel_sdk_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    sinks = Sinks()
+    t = pantau.init("off", exporters=sinks.triple())
+    try:
+        assert t.tracer_provider is None
+
+        @pantau.trace("noop")
+        def f() -> int:
+            return 1
+
+        assert f() == 1
+        logging.getLogger("unit").warning("not exported")
+        pantau.record_signing_operation()
+        assert pantau.flush() is False
+    finally:
+        pantau.shutdown()
+    assert sinks.spans.get_finished_spans() == () and sinks.logs.get_finished_logs() == ()
+
+
 def test_environment_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=signing")

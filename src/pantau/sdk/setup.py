@@ -231,6 +231,11 @@ def init(service_name: str | None = None, *, endpoint: str | None = None, protoc
             log.debug("pantau.init called again while running; keeping the running setup")
             return _current
         proto = _protocol(protocol)
+        if (_env("OTEL_SDK_DISABLED") or "").lower() == "true":
+            log.info("pantau: OTEL_SDK_DISABLED=true, telemetry is off (the helpers still work, as no-ops)")
+            _current = Telemetry(service_name or _env("OTEL_SERVICE_NAME") or "unknown_service", proto, None,
+                                 None, None, None, None)
+            return _current
         if endpoint is None and not (_env("OTEL_EXPORTER_OTLP_ENDPOINT") or _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")):
             endpoint = DEFAULT_ENDPOINTS[proto]
 
@@ -332,7 +337,7 @@ def telemetry() -> Telemetry | None:
 def flush(timeout_s: float = 10.0) -> bool:
     """Export everything recorded so far (spans, logs, metrics, business metrics) now."""
     t = _current
-    if t is None:
+    if t is None or t.tracer_provider is None:
         return False
     ok = t.tracer_provider.force_flush(int(timeout_s * 1000))
     ok = t.logger_provider.force_flush(int(timeout_s * 1000)) and ok
@@ -345,7 +350,7 @@ def shutdown(timeout_s: float = 10.0) -> None:
     global _current
     with _lock:
         t, _current = _current, None
-        if t is None:
+        if t is None or t.tracer_provider is None:
             return
         if t.handler is not None:
             logging.getLogger().removeHandler(t.handler)
