@@ -149,6 +149,7 @@ class LogQuery:
     severity_ranges: list[tuple[int, int]] = field(default_factory=list)
     trace_id: bytes | None = None
     span_id: bytes | None = None
+    template_id: str | None = None  # records the pattern miner put in this template
     attributes: dict[str, str] = field(default_factory=dict)
     start_ns: int | None = None
     end_ns: int | None = None
@@ -329,6 +330,11 @@ class Store(ABC):
     @abstractmethod
     def audit_chain(self) -> Iterator[AuditEntry]:
         """The tamper-evident chain of audit records, in sequence (see pantau.logs.audit)."""
+
+    @abstractmethod
+    def set_log_templates(self, batch: LogBatch, template_ids: Sequence[str]) -> None:
+        """Attach the pattern miner's template id to each record of a committed batch (in the
+        batch's row order). Asynchronous: it never waits for the writer."""
 
     # events and state
     @abstractmethod
