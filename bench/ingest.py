@@ -224,16 +224,24 @@ def measure_floor(signal: str, bodies: list[bytes], workdir: Path) -> float:
 # --- pantau ------------------------------------------------------------------------------------
 
 
+HUB_CONFIG: Path | None = None  # --config: a pantau.yaml for the hub under test
+
+
 class Hub:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.data = workdir / "data"
         self.ports = [self._free_port() for _ in range(3)]
         self.log = open(workdir / "hub.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pantau", "serve", "--data-dir", str(self.data), "--port", str(self.ports[0]),
-             "--otlp-http-port", str(self.ports[1]), "--otlp-grpc-port", str(self.ports[2]), "--log-level", "warning"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "pantau", "serve", "--data-dir", str(self.data), "--port", str(self.ports[0]),
+                   "--otlp-http-port", str(self.ports[1]), "--otlp-grpc-port", str(self.ports[2]),
+                   "--log-level", "warning"]
+        if config is None and HUB_CONFIG is not None:
+            command += ["--config", str(HUB_CONFIG)]
+        elif config is not None:
+            (workdir / "pantau.yaml").write_text(config)
+            command += ["--config", str(workdir / "pantau.yaml")]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.api = f"http://127.0.0.1:{self.ports[0]}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -495,7 +503,10 @@ def main() -> None:
     parser.add_argument("--query-spans", type=int, default=500_000, help="spans to store for the query benchmark")
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--signals", default="traces,logs,metrics", help="comma-separated signals to ingest")
+    parser.add_argument("--config", type=Path, help="pantau.yaml for the hub (e.g. log patterns off)")
     args = parser.parse_args()
+    global HUB_CONFIG
+    HUB_CONFIG = args.config
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:
         workdir = Path(tmp)

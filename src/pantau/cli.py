@@ -10,10 +10,14 @@ from typing import Annotated
 
 import typer
 
+from pantau.alerting import cli as alerting_cli
 from pantau.config import ConfigError, load_config
+from pantau.exporting.cli import export_app
+from pantau.logs.cli import logs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")
+app.add_typer(alerting_cli.app, name="alerting")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -82,8 +86,11 @@ def _limit_malloc_arenas() -> None:
         pass  # not glibc: nothing to tune
 
 
+app.add_typer(export_app, name="export")
+
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(logs_app, name="logs")
 
 
 def _audit_entries(data_dir: Path):

@@ -1,0 +1,195 @@
+"""Log intelligence inside the hub: the pattern miner and the detectors, fed from the bus.
+
+Ingest must never wait for it. Committed log batches arrive on bus topic `data.log` (on the
+store's writer thread); the handler only puts the batch on a bounded queue and returns. A
+thread of its own mines and detects; while a backlog waits it works at most `max_busy_share`
+of the time, since it shares the interpreter lock with ingest (measured: ingest kept ~55% of
+its rate with the miner working flat out). If it falls behind by more than `queue_records`,
+batches are skipped and counted (`skipped_batches`), never blocking the writer. Events go to the store
+(`put_event`) and the bus (`log_pattern`); the miner's state is saved to the store
+(`put_state("log_patterns", "miner")`) every `persist_seconds` and on stop, and restored on
+start, so templates and their ids survive restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pantau.bus import Bus
+from pantau.logs.detectors import DetectorsConfig, DetectorSet
+from pantau.logs.patterns import PatternConfig, PatternMiner
+from pantau.model import LogBatch, LogRecord, Resource, Scope
+from pantau.store.base import Event, Store
+
+log = logging.getLogger("pantau.logs")
+
+STATE_NAMESPACE = "log_patterns"
+STATE_KEY = "miner"
+TOPIC = "log_pattern"
+
+# Attribute keys (as bytes in the OTLP encoding) that some detector reads; a record without
+# any is inspected from its body, severity and service alone, without decoding its payload.
+_DETECTOR_KEYS = re.compile(rb"url\.|http\.|audit|outcome|user|client|source\.|log\.type|event\.|net\.|role|group"
+                            rb"|target|login|auth")
+
+
+class LogsConfig(BaseModel):
+    """`logs:` in pantau.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patterns: PatternConfig = PatternConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
+    detectors_enabled: bool = True
+    queue_records: int = Field(200_000, ge=1, description="committed records waiting to be mined; beyond, "
+                               "batches are skipped (counted), never blocking ingest")
+    max_busy_share: float = Field(0.5, gt=0, le=1, description="while batches wait, the share of time the "
+                                  "miner may work (it rests the rest, leaving the interpreter to ingest)")
+    tick_seconds: float = Field(5, gt=0, description="how often time-based detectors (silence, window ends) run")
+    persist_seconds: float = Field(60, gt=0, description="how often the miner's state is saved")
+
+
+class LogPatternService:
+    def __init__(self, store: Store, bus: Bus, config: LogsConfig | None = None,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.store, self.bus = store, bus
+        self.config = cfg = config or LogsConfig()
+        self.clock = clock
+        self.miner = self._restore()
+        self.detectors = DetectorSet(cfg.detectors) if cfg.detectors_enabled else None
+        self._queue: queue.Queue[LogBatch | None] = queue.Queue()
+        self._queued = 0  # records in the queue (bounded by queue_records)
+        self._queued_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self.skipped_batches = 0
+        self.processed_records = 0
+
+    def _restore(self) -> PatternMiner:
+        data = self.store.get_state(STATE_NAMESPACE, STATE_KEY)
+        if data:
+            try:
+                return PatternMiner.from_bytes(data, self.config.patterns)
+            except Exception:  # a corrupt or incompatible state must not stop the hub
+                log.exception("log patterns: saved state unreadable, starting afresh")
+        return PatternMiner(self.config.patterns)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.config.patterns.enabled and self.detectors is None:
+            return
+        self._thread = threading.Thread(target=self._run, name="pantau-log-patterns", daemon=True)
+        self._thread.start()
+        self._unsubscribe = self.bus.subscribe("data.log", self._on_batch)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Mine what is queued, then save the state. Call before the store closes."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+            self.persist()
+
+    def _on_batch(self, topic: str, batch: LogBatch) -> None:
+        n = len(batch)
+        with self._queued_lock:
+            if self._queued + n > self.config.queue_records and self._queued:
+                self.skipped_batches += 1
+                return
+            self._queued += n
+        self._queue.put_nowait(batch)
+
+    # --- work --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        cfg = self.config
+        next_tick = time.monotonic() + cfg.tick_seconds
+        next_save = time.monotonic() + cfg.persist_seconds
+        while True:
+            try:
+                batch = self._queue.get(timeout=min(cfg.tick_seconds, 1.0))
+            except queue.Empty:
+                batch = ...
+            if batch is None:
+                break
+            try:
+                if batch is not ...:
+                    started = time.perf_counter()
+                    self.process(batch)
+                    with self._queued_lock:
+                        self._queued -= len(batch)
+                        backlog = self._queued
+                    if backlog and cfg.max_busy_share < 1:
+                        # Mining shares one interpreter with ingest: under a backlog (ingest is
+                        # busy), rest in proportion to the work done so ingest keeps its pace.
+                        time.sleep((time.perf_counter() - started) * (1 - cfg.max_busy_share) / cfg.max_busy_share)
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + cfg.tick_seconds
+                    self.tick()
+                if now >= next_save:
+                    next_save = now + cfg.persist_seconds
+                    self.persist()
+            except Exception:
+                log.exception("log patterns: a batch failed")
+
+    def process(self, batch: LogBatch) -> None:
+        """Mine and inspect one committed batch (on the service's thread, or a test's)."""
+        events: list[Event] = []
+        if self.config.patterns.enabled:
+            ids = self.miner.observe_many(zip(batch.service, batch.body, batch.time_ns, strict=True))
+            self.store.set_log_templates(batch, ids)  # each stored record gets its template id
+            events += self.miner.pop_events()
+        if self.detectors is not None:
+            from pantau.otlp.convert import log_from_payload, resource_from_bytes, scope_from_bytes
+
+            resources: dict[int, Resource] = {}
+            scopes: dict[int, Scope] = {}
+            for i in range(len(batch)):
+                r, s = batch.resource_ref[i], batch.scope_ref[i]
+                resource = resources.get(r)
+                if resource is None:
+                    resource = resources[r] = resource_from_bytes(batch.resources[r])
+                scope = scopes.get(s)
+                if scope is None:
+                    scope = scopes[s] = scope_from_bytes(batch.scopes[s])
+                payload = batch.payload[i]
+                if _DETECTOR_KEYS.search(payload):
+                    record = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
+                    record.time_ns = batch.time_ns[i]
+                else:  # no attribute any detector reads: skip decoding them
+                    record = LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
+                                       batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
+                                       scope=scope)
+                events += self.detectors.observe(record)
+        self.processed_records += len(batch)
+        self._emit(events)
+
+    def tick(self, now_ns: int | None = None) -> None:
+        if self.detectors is not None:
+            self._emit(self.detectors.tick(self.clock() if now_ns is None else now_ns))
+
+    def persist(self) -> None:
+        try:
+            self.store.put_state(STATE_NAMESPACE, STATE_KEY, self.miner.to_bytes())
+        except Exception:
+            log.exception("log patterns: cannot save the miner's state")
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            try:
+                event.id = self.store.put_event(event)
+            except Exception:
+                log.exception("log patterns: cannot store event %s", event.id)
+            self.bus.publish(TOPIC, event)

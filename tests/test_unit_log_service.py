@@ -1,0 +1,60 @@
+"""The hub's log pattern service over a real store and bus, without HTTP."""
+
+from __future__ import annotations
+
+import time
+
+from pantau.bus import Bus
+from pantau.logs.service import STATE_KEY, STATE_NAMESPACE, LogPatternService, LogsConfig
+from pantau.otlp.decode import OtlpDecoder
+from pantau.store.base import EventQuery
+from pantau.store.sqlite import SQLiteOptions, SQLiteStore
+
+from .otlp_factory import log_request
+
+
+def batch(n: int, service: str, body: str, attrs: dict | None = None):
+    return OtlpDecoder().logs(log_request(n, service=service, body=body, attrs=attrs).SerializeToString()).batch
+
+
+def test_process_store_publish_and_restore(tmp_path) -> None:
+    store = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "d"))
+    store.start()
+    bus = Bus()
+    published = []
+    bus.subscribe("log_pattern", lambda t, e: published.append(e))
+    try:
+        service = LogPatternService(store, bus, LogsConfig())
+        service.process(batch(30, "api", "user u{i} logged in from 10.0.0.{i}"))
+        service.process(batch(12, "sshd", "Failed password for root from 198.51.100.7 port 4{i} ssh2"))
+        [pattern] = service.miner.patterns("api")
+        assert pattern.template == "user <*> logged in from <*>" and pattern.count == 30
+        stored = store.find_events(EventQuery(kinds=["security"]))
+        assert {e.labels.get("actor") or e.labels.get("source_ip") for e in stored} == {"root", "198.51.100.7"}
+        assert {e.id for e in published} == {e.id for e in stored}
+        service.persist()
+        assert store.get_state(STATE_NAMESPACE, STATE_KEY)
+        again = LogPatternService(store, Bus(), LogsConfig())
+        assert [(p.id, p.count) for p in again.miner.patterns("api")] == [(pattern.id, 30)]
+    finally:
+        store.close()
+
+
+def test_bus_delivery_never_blocks_and_skips_beyond_the_bound(tmp_path) -> None:
+    store = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "d"))
+    store.start()
+    bus = Bus()
+    try:
+        service = LogPatternService(store, bus, LogsConfig(queue_records=50))
+        for _ in range(3):  # the bus handler, before the thread runs: it only queues
+            service._on_batch("data.log", batch(20, "api", "tick {i}"))
+        assert service.skipped_batches == 1  # 20 + 20 fit, the third would exceed 50
+        service.start()
+        deadline = time.monotonic() + 10
+        while service.processed_records < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        service.stop()
+        assert service.processed_records == 40
+        assert store.get_state(STATE_NAMESPACE, STATE_KEY)  # saved on stop
+    finally:
+        store.close()
