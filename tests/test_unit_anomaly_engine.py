@@ -144,3 +144,19 @@ def test_bad_watch_expression_is_logged_not_fatal(store, caplog):
     eng = AnomalyEngine(store, None, config(watches=[{"name": "bad", "expr": "svc_latency_seconds[5m]"}]))
     eng.evaluate()
     assert eng.last_stats.series == 0
+
+
+def test_lookback_copies_of_a_sample_are_not_fed_twice(store):
+    """A gauge sampled every 5 minutes, evaluated every minute: PromQL repeats each sample for
+    5 minutes; the detectors see each sample once (else a flat line, MAD 0)."""
+    t0 = now_ms() - 30 * STEP
+    rng = np.random.default_rng(4)
+    put(store, LAT, [t0 - (60 - i) * 5 * STEP for i in range(60)], 0.12 + rng.normal(0, 0.004, 60))
+    eng = AnomalyEngine(store, None, config())
+    eng.evaluate(t0 / 1000)
+    (st,) = eng.series.values()
+    assert st.model.seen == 60
+    put(store, LAT, [t0 + 2 * STEP], [0.121])
+    for k in range(1, 6):
+        eng.evaluate((t0 + k * STEP) / 1000)
+    assert st.model.seen == 61

@@ -78,6 +78,7 @@ class SeriesState:
     last_value: float = float("nan")
     outputs: tuple[SampleBatch, list[int]] | None = None  # the score series' refs in a write batch
     output_keys: list[tuple[Labels, str]] | None = None  # the score series' label sets and keys
+    last_stamp: int = -1  # timestamp of the last raw sample fed (plain selectors)
 
     def to_bytes(self) -> bytes:
         model = self.model.to_bytes()
@@ -109,6 +110,22 @@ class EvalStats:
     opened: int = 0
     closed: int = 0
     seconds: float = 0.0
+
+
+def _fresh(vec, row: int, last_stamp: int) -> np.ndarray:
+    """Steps of a result row that bring a new value. A plain selector repeats a series' last
+    sample at every step of the 5-minute lookback: fed to the detectors, those copies would
+    look like a flat line (MAD 0) or a sustained shift. Computed expressions (rates, quantiles)
+    have no sample timestamps and are new at every step."""
+    present = vec.present[row]
+    if vec.stamps is None:
+        return present
+    stamps = vec.stamps[row]
+    prev = np.concatenate([[last_stamp], stamps[:-1]])
+    # a step whose sample is the previous step's sample is a copy (absent steps do not count)
+    new = stamps != prev
+    new[1:] |= ~present[:-1]
+    return present & new
 
 
 class AnomalyEngine:
@@ -225,18 +242,20 @@ class AnomalyEngine:
                 if history is not None:
                     row = history_rows.get(series_key(labels))
                     if row is not None:
-                        hmask = history.present[row]
+                        hmask = _fresh(history, row, -1)
                         hsteps = np.arange(start - warmup_ms, start, step, dtype=np.int64)[: len(hmask)]
                         if hmask.any():
                             st.model.score(hsteps[hmask], history.values[row][hmask])
                             st.source = "history"
                 elif last is None:
                     st.source = "history"
+            present = _fresh(result, i, st.last_stamp)
+            if result.stamps is not None and present.any():
+                st.last_stamp = int(result.stamps[i][present][-1])
             if len(steps) == 1:  # the usual evaluation: one new step, scored for all series at once
-                if result.present[i, 0] and int(steps[0]) > st.model.last_t:
+                if present[0] and int(steps[0]) > st.model.last_t:
                     single.append((st, float(result.values[i, 0])))
                 continue
-            present = result.present[i]
             t = steps[present]
             x = result.values[i][present]
             keep = t > st.model.last_t
