@@ -76,6 +76,7 @@ def test_warm_up_then_one_event_from_spike_to_recovery(store):
     assert e.data["max_score"] >= 0.9 and e.severity == "critical"
     assert [p["status"] for p in seen] == ["open", "resolved"]
     assert seen[0]["id"] == e.id and seen[0]["data"]["reason"] == e.data["reason"]
+    assert seen[0]["data"]["score"] >= 0.9 and seen[1]["data"]["score"] < 0.3  # the end is not a new high
     # the score series is in the store, labelled with the series' labels and the watch
     m = [Matcher("__name__", "=", "pantau_anomaly_score"), Matcher("anomaly_watch", "=", "latency")]
     (scores,) = store.select_samples(m, t0, t0 + 40 * STEP)

@@ -316,7 +316,7 @@ class AnomalyEngine:
             if s < cfg.close_threshold:
                 ev.below += 1
                 if ev.below >= cfg.close_after:
-                    self._close(watch, st, t)
+                    self._close(watch, st, t, s)
                     stats.closed += 1
             else:
                 ev.below = 0
@@ -346,7 +346,7 @@ class AnomalyEngine:
         st.open = OpenEvent(eid, t, data["score"])
         self._publish("open", event)
 
-    def _close(self, watch: WatchConfig, st: SeriesState, t: int) -> None:
+    def _close(self, watch: WatchConfig, st: SeriesState, t: int, score: float) -> None:
         ev = st.open
         st.open = None
         if ev is None:
@@ -358,15 +358,20 @@ class AnomalyEngine:
         event.data["max_score"] = max(ev.max_score, event.data.get("max_score", 0.0))
         if ev.max_score >= 0.9:
             event.severity = "critical"
+        event.data["end_score"] = score
         self.store.put_event(event)
-        self._publish("resolved", event)
+        self._publish("resolved", event, score)
 
-    def _publish(self, status: str, event: Event) -> None:
+    def _publish(self, status: str, event: Event, score: float | None = None) -> None:
+        """On the bus: `status` open or resolved, the event's fields, and in `data.score` the
+        score now (the peak stays in `data.max_score`), so a subscriber that reacts to high
+        scores is not re-triggered by the end of an anomaly."""
         if self.bus is not None:
+            data = dict(event.data) if score is None else {**event.data, "score": score}
             self.bus.publish("anomaly", {"status": status, "id": event.id, "kind": event.kind,
                                          "start_ns": event.start_ns, "end_ns": event.end_ns,
                                          "severity": event.severity, "title": event.title,
-                                         "labels": dict(event.labels), "data": event.data})
+                                         "labels": dict(event.labels), "data": data})
 
     # --- business rules --------------------------------------------------------------------
     def _evaluate_rules(self, end: int, stats: EvalStats) -> None:
@@ -433,7 +438,7 @@ class AnomalyEngine:
                     if event is not None:
                         event.end_ns = end * 1_000_000
                         self.store.put_event(event)
-                        self._publish("resolved", event)
+                        self._publish("resolved", event, 0.0)
                     stats.closed += 1
 
     def _open_reason(self, watch: str) -> str:
