@@ -99,8 +99,19 @@ def warmed(hub: HubProcess, at_least: int = 800) -> dict | None:
     return None
 
 
-def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory):
-    hub = hub_factory(CONFIG).start()
+ALERT_RULES = """
+groups:
+  - name: anomalies
+    interval: 1s
+    rules:
+      - alert: CheckoutLatencyAnomalous
+        anomaly: {selector: 'anomaly_watch="checkout_latency"', threshold: 0.8}
+"""
+
+
+def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory, tmp_path):
+    (tmp_path / "anomaly-rules.yml").write_text(ALERT_RULES)
+    hub = hub_factory(CONFIG + f"rule_files: ['{tmp_path}/anomaly-rules.yml']\n").start()
     write_history(hub)
     learned = wait_until(lambda: warmed(hub), timeout=20)
     assert learned, watched(hub)
@@ -113,6 +124,10 @@ def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory):
         service.level = 0.850
         opened = wait_until(lambda: anomalies(hub, watch="checkout_latency"), timeout=20)
         assert opened, hub.log()
+        # an alerting rule on the anomaly score fires (pantau's alerting reads what the engine writes)
+        alert = wait_until(lambda: [a for a in hub.get("/api/v2/alerts").json()
+                                    if a["labels"].get("alertname") == "CheckoutLatencyAnomalous"], timeout=8)
+        assert alert and alert[0]["labels"]["job"] == "checkout", hub.get("/api/v2/alerts").json()
         time.sleep(10 - 1)
         service.level = None
         ended = wait_until(lambda: [a for a in anomalies(hub, watch="checkout_latency") if not a["open"]],
