@@ -112,19 +112,20 @@ class EvalStats:
     seconds: float = 0.0
 
 
-def _fresh(vec, row: int, last_stamp: int) -> np.ndarray:
-    """Steps of a result row that bring a new value. A plain selector repeats a series' last
+def _fresh(vec, rows, last_stamps: np.ndarray) -> np.ndarray:
+    """Steps of result rows that bring a new value. A plain selector repeats a series' last
     sample at every step of the 5-minute lookback: fed to the detectors, those copies would
     look like a flat line (MAD 0) or a sustained shift. Computed expressions (rates, quantiles)
-    have no sample timestamps and are new at every step."""
-    present = vec.present[row]
+    have no sample timestamps and are new at every step. `last_stamps`: per row, the stamp of
+    the sample fed last (-1: none)."""
+    present = vec.present[rows]
     if vec.stamps is None:
         return present
-    stamps = vec.stamps[row]
-    prev = np.concatenate([[last_stamp], stamps[:-1]])
+    stamps = vec.stamps[rows]
+    prev = np.concatenate([last_stamps[:, None], stamps[:, :-1]], axis=1)
     # a step whose sample is the previous step's sample is a copy (absent steps do not count)
     new = stamps != prev
-    new[1:] |= ~present[:-1]
+    new[:, 1:] |= ~present[:, :-1]
     return present & new
 
 
@@ -148,6 +149,7 @@ class AnomalyEngine:
         self._task: asyncio.Task | None = None
         self._last_checkpoint = 0.0
         self._loaded = False
+        self._keys: dict[tuple[str, Labels], str] = {}  # (watch, labels) -> state key
 
     # --- persistence -----------------------------------------------------------------------
     def load(self) -> None:
@@ -234,7 +236,8 @@ class AnomalyEngine:
             history = self.promql.range(watch.expr, start - warmup_ms, start - step, step, max_resolution_ms=0)
             history_rows = {series_key(lab): i for i, lab in enumerate(history.labels)}
         single: list[tuple[SeriesState, float]] = []
-        for i, labels in enumerate(result.labels):
+        states: list[SeriesState] = []
+        for labels in result.labels:
             key = self._key(watch, labels)
             st = self.series.get(key)
             if st is None:
@@ -242,18 +245,28 @@ class AnomalyEngine:
                 if history is not None:
                     row = history_rows.get(series_key(labels))
                     if row is not None:
-                        hmask = _fresh(history, row, -1)
+                        hmask = _fresh(history, [row], np.array([-1]))[0]
                         hsteps = np.arange(start - warmup_ms, start, step, dtype=np.int64)[: len(hmask)]
                         if hmask.any():
                             st.model.score(hsteps[hmask], history.values[row][hmask])
                             st.source = "history"
                 elif last is None:
                     st.source = "history"
-            present = _fresh(result, i, st.last_stamp)
-            if result.stamps is not None and present.any():
-                st.last_stamp = int(result.stamps[i][present][-1])
-            if len(steps) == 1:  # the usual evaluation: one new step, scored for all series at once
-                if present[0] and int(steps[0]) > st.model.last_t:
+            states.append(st)
+        fresh = _fresh(result, slice(None), np.array([st.last_stamp for st in states], dtype=np.int64))
+        if result.stamps is not None and len(states):
+            # the stamp of each row's last fresh step
+            cols = np.where(fresh, np.arange(len(steps))[None, :], -1).max(axis=1)
+            for st, c, stamp in zip(states, cols.tolist(), result.stamps[np.arange(len(states)), np.maximum(cols, 0)]
+                                    .tolist(), strict=True):
+                if c >= 0:
+                    st.last_stamp = stamp
+        one_step = len(steps) == 1
+        t_first = int(steps[0]) if len(steps) else 0
+        for i, st in enumerate(states):
+            present = fresh[i]
+            if one_step:  # the usual evaluation: one new step, scored for all series at once
+                if present[0] and t_first > st.model.last_t:
                     single.append((st, float(result.values[i, 0])))
                 continue
             t = steps[present]
@@ -283,7 +296,10 @@ class AnomalyEngine:
         self.watch_last[watch.name] = end
 
     def _key(self, watch: WatchConfig, labels: Labels) -> str:
-        return f"{watch.name}|{series_key(labels)}"
+        key = self._keys.get((watch.name, labels))
+        if key is None:
+            key = self._keys[(watch.name, labels)] = f"{watch.name}|{series_key(labels)}"
+        return key
 
     def _judge(self, watch: WatchConfig, st: SeriesState, scored: Scored, live: np.ndarray,
                batch: SampleBatch, stats: EvalStats) -> None:
