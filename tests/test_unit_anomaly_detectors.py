@@ -186,20 +186,3 @@ def test_point_by_point_equals_block(only):
     np.testing.assert_allclose([s.upper[0] for s in one], block.upper, rtol=1e-9, equal_nan=True)
     assert one[-1].explain(0, "x")
 
-
-def test_many_series_at_once_equals_one_by_one():
-    """The engine's tick: one point for each of many series, window statistics vectorised."""
-    rng = np.random.default_rng(9)
-    n_series, n = 40, 400
-    x = rng.normal(50, 3, (n_series, n))
-    x[5, 350] = 120
-    x[7, 300:] += 15
-    t = times(n)
-    single = [Ensemble() for _ in range(n_series)]
-    many = [Ensemble() for _ in range(n_series)]
-    for j in range(n):
-        a = [m.score(t[j:j + 1], x[i, j:j + 1]) for i, m in enumerate(single)]
-        b = Ensemble.score_points(many, [int(t[j])] * n_series, x[:, j].tolist())
-        np.testing.assert_allclose([s.raw[0] for s in b], [s.raw[0] for s in a], atol=1e-12)
-        np.testing.assert_allclose([s.upper[0] for s in b], [s.upper[0] for s in a], rtol=1e-12, equal_nan=True)
-    assert [m.to_bytes() for m in many] == [m.to_bytes() for m in single]

@@ -265,7 +265,7 @@ class AnomalyEngine:
         t_first = int(steps[0]) if len(steps) else 0
         for i, st in enumerate(states):
             present = fresh[i]
-            if one_step:  # the usual evaluation: one new step, scored for all series at once
+            if one_step:  # the usual evaluation: one new step per series, scored with scalar arithmetic
                 if present[0] and t_first > st.model.last_t:
                     single.append((st, float(result.values[i, 0])))
                 continue
@@ -283,11 +283,9 @@ class AnomalyEngine:
             if live.any():
                 self._judge(watch, st, scored, live, batch, stats)
         if single:
-            t0 = int(steps[0])
-            scored_all = Ensemble.score_points([st.model for st, _ in single], [t0] * len(single),
-                                               [x for _, x in single])
-            live = np.array([t0 >= live_from])
-            for (st, _), scored in zip(single, scored_all, strict=True):
+            live = np.array([t_first >= live_from])
+            for st, x in single:
+                scored = st.model.score_point(t_first, x)
                 st.dirty = True
                 if live[0]:
                     self._judge(watch, st, scored, live, batch, stats)

@@ -29,7 +29,7 @@ from pantau.anomaly.output import DetectorOutput
 from pantau.anomaly.reasons import direction, fmt_time, fmt_value
 from pantau.anomaly.robust_z import RobustZ, RobustZParams
 from pantau.anomaly.seasonal import Seasonal, SeasonalParams, slot_name
-from pantau.anomaly.window import TrailingWindow, stats_of_rows
+from pantau.anomaly.window import TrailingWindow
 
 DETECTORS = ("robust_z", "iqr", "ewma", "cusum", "seasonal")
 _MAGIC = b"PAE1"
@@ -205,43 +205,18 @@ class Ensemble:
         self.seen += n
         return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
 
-    def score_point(self, t: int, x: float,
-                    window_stats: tuple[float, float, float, float] | None = None) -> Scored:
-        """`score` of one point given as plain numbers. `window_stats` (median, MAD, q1, q3 of
-        the full trailing window, see `score_points`) saves computing them here."""
+    def score_point(self, t: int, x: float) -> Scored:
+        """`score` of one point given as plain numbers (the hub's streaming path)."""
         if not math.isfinite(x):
             return self.score(np.array([t], dtype=np.int64), np.array([x]))
-        return self._score_one(t, x, window_stats)
+        return self._score_one(t, x)
 
-    @staticmethod
-    def score_points(models: list[Ensemble], t: list[int], x: list[float]) -> list[Scored]:
-        """One new point for each of many series: the window statistics of all full windows in
-        one vectorised pass (sorting is most of the per-point work), the rest per series."""
-        full = [i for i, m in enumerate(models)
-                if len(m.window.values) == m.window.size and math.isfinite(x[i])]
-        stats: dict[int, tuple[float, float, float, float]] = {}
-        by_size: dict[int, list[int]] = {}
-        for i in full:
-            by_size.setdefault(models[i].window.size, []).append(i)
-        for group in by_size.values():
-            for lo in range(0, len(group), 256):  # a few hundred rows at a time stay in cache
-                rows = group[lo:lo + 256]
-                med, mad, q1, q3 = stats_of_rows(np.stack([models[i].window.values for i in rows]))
-                for i, a, b, c, d in zip(rows, med.tolist(), mad.tolist(), q1.tolist(), q3.tolist(), strict=True):
-                    stats[i] = (a, b, c, d)
-        return [m.score_point(t[i], x[i], stats.get(i)) for i, m in enumerate(models)]
-
-    def _score_one(self, t: int, x: float, window_stats: tuple[float, float, float, float] | None = None) -> Scored:
+    def _score_one(self, t: int, x: float) -> Scored:
         """The same as `score` for one point, with scalar arithmetic: in the hub each series
         gets one new point per evaluation, and NumPy's per-call overhead on arrays of one
         element would cost ten times the arithmetic."""
         p = self.p
-        if window_stats is None:
-            med, mad, q1, q3, count = self.window.stats_one(x)
-        else:
-            med, mad, q1, q3 = window_stats
-            count = len(self.window.values)
-            self.window.push(x)
+        med, mad, q1, q3, count = self.window.stats_one(x)
         valid = count >= p.min_points
         rz = self.robust.score_one(x, med, mad, q1, q3)
         iq = self.iqr.score_one(x, med, q1, q3)

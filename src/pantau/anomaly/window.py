@@ -78,7 +78,20 @@ class TrailingWindow:
         (median, mad, q1, q3, count), NaN while learning."""
         h = len(self.values)
         if h >= self.min_points:
-            med, mad, q1, q3 = (float(v[0]) for v in stats_of_rows(self.values[None, :]))
+            # the same arithmetic as _fill on one row, on Python floats
+            srt = np.sort(self.values).astype(np.float64)
+            mid = h // 2
+            med = float(srt[mid]) if h % 2 else 0.5 * (float(srt[mid - 1]) + float(srt[mid]))
+            dev = srt - med
+            np.abs(dev, out=dev)
+            dev.sort()
+            mad = float(dev[mid]) if h % 2 else 0.5 * (float(dev[mid - 1]) + float(dev[mid]))
+            pos1, pos3 = 0.25 * (h - 1), 0.75 * (h - 1)
+            lo1, lo3 = int(pos1), int(pos3)
+            f1, f3 = pos1 - lo1, pos3 - lo3
+            hi1, hi3 = min(lo1 + 1, h - 1), min(lo3 + 1, h - 1)
+            q1 = float(srt[lo1]) * (1 - f1) + float(srt[hi1]) * f1
+            q3 = float(srt[lo3]) * (1 - f3) + float(srt[hi3]) * f3
             res = (med, mad, q1, q3, h)
         else:
             nan = float("nan")
@@ -146,22 +159,3 @@ class TrailingWindow:
         out.q1[where] = srt[:, lo1] * (1 - f1) + srt[:, hi1] * f1
         out.q3[where] = srt[:, lo3] * (1 - f3) + srt[:, hi3] * f3
 
-
-def stats_of_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Median, MAD, q1 and q3 of each row of a (series, values) float32 array: the statistics
-    of many series' windows at once, as `TrailingWindow._fill` computes them for one series."""
-    m = rows.shape[1]
-    srt = np.sort(rows, axis=1).astype(np.float64)
-    mid = m // 2
-    med = srt[:, mid] if m % 2 else 0.5 * (srt[:, mid - 1] + srt[:, mid])
-    dev = srt - med[:, None]
-    np.abs(dev, out=dev)
-    dev.sort(axis=1)
-    mad = dev[:, mid] if m % 2 else 0.5 * (dev[:, mid - 1] + dev[:, mid])
-    pos1, pos3 = 0.25 * (m - 1), 0.75 * (m - 1)
-    lo1, lo3 = int(pos1), int(pos3)
-    f1, f3 = pos1 - lo1, pos3 - lo3
-    hi1, hi3 = min(lo1 + 1, m - 1), min(lo3 + 1, m - 1)
-    q1 = srt[:, lo1] * (1 - f1) + srt[:, hi1] * f1
-    q3 = srt[:, lo3] * (1 - f3) + srt[:, hi3] * f3
-    return med, mad, q1, q3
