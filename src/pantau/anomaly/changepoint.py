@@ -4,7 +4,11 @@ One unusual point moves the sums by at most `clip`; a level shift or a slow drif
 (z - k) every point, so the sum crosses `h` after a few points of a large shift or many of a
 small one. That catches what point detectors miss: changes too small to stand out one point at
 a time, and ramps the trailing window keeps following. The sums are reflected at 0 (Page's
-CUSUM), evaluated for a whole block at once with Lindley's identity.
+CUSUM), evaluated for a whole block at once with Lindley's identity (it holds for any steps).
+
+Unlike the textbook CUSUM, a point that does not push a sum also drains it by `drain`: once a
+shift is over, the sum falls back within a few points instead of (sum / k) points, so the
+anomaly it raised ends when the level returns rather than long after.
 """
 
 from __future__ import annotations
