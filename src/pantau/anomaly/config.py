@@ -69,6 +69,8 @@ class DetectorsConfig(_Strict):
     min_points: int = Field(24, ge=2, description="points before any score")
     refractory: int = Field(200, ge=0, description="points the onset score stays 0 after an onset")
     seasonal_gate: bool = Field(True, description="a value usual for its hour of the week is not anomalous")
+    seasonal_alone: float = Field(0.999, gt=0, le=1, description="seasonal score at which a value is anomalous "
+                                  "even inside the recent range (~10 standard deviations from its hour's level)")
     weights: dict[str, float] = Field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     robust_z: RobustZConfig = RobustZConfig()
@@ -90,7 +92,8 @@ class DetectorsConfig(_Strict):
     def params(self, only: str | None = None) -> EnsembleParams:
         return EnsembleParams(
             window=self.window, min_points=self.min_points, refractory=self.refractory,
-            seasonal_gate=self.seasonal_gate, weights=dict(self.weights), only=only,
+            seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
+            only=only,
             robust_z=RobustZParams(**self.robust_z.model_dump()),
             iqr=IQRParams(**self.iqr.model_dump()),
             ewma=EWMAParams(**self.ewma.model_dump(), min_points=self.min_points),

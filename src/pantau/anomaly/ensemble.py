@@ -5,7 +5,9 @@ Combination. The point detectors (robust z-score, IQR fences, EWMA, CUSUM) are c
 noisy OR, 1 - prod(1 - w_i * s_i): one confident detector is enough, and several half-sure ones
 add up. Where the seasonal profile is trusted for the point's hour, the result is capped by the
 seasonal score: a value that is usual for a Monday 09:00 is not an anomaly however far it is
-from the weekend's values the trailing window holds.
+from the weekend's values the trailing window holds. The other way round, a value extremely
+unusual for its hour (`seasonal_alone`) is an anomaly even inside the recent range (a day that
+stays flat where it always peaks). On NAB the cap is what helps most (see docs/benchmarks.md).
 
 Alerting on the onset. An anomaly is one event, not one alarm per point: after a point scores
 above `refractory_level`, later points of the same excursion are damped for `refractory` points
@@ -47,6 +49,9 @@ class EnsembleParams:
     weights: dict[str, float] = field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     seasonal_gate: bool = True
+    # ... and a value this unusual for its hour (seasonal score, ~10 standard deviations) is an
+    # anomaly even inside the recent range: a day that stays flat where it always peaks
+    seasonal_alone: float = 0.999
     refractory: int = 200  # points damped after an onset (0: off)
     refractory_level: float = 0.5
     only: str | None = None  # one detector alone (backtesting a single detector)
@@ -190,7 +195,9 @@ class Ensemble:
                 keep *= 1.0 - w.get(name, 0.0) * outs[name].score
             score = 1.0 - keep
             if self.p.seasonal_gate and w.get("seasonal", 0.0) > 0:
-                score = np.where(kind > 0, np.minimum(score, outs["seasonal"].score), score)
+                seas = outs["seasonal"].score
+                score = np.where(kind > 0, np.minimum(score, seas), score)
+                score = np.where((kind > 0) & (seas >= self.p.seasonal_alone), np.maximum(score, seas), score)
         score = np.clip(score, 0.0, 1.0)
         raw = score
         if self.p.refractory:
@@ -236,7 +243,10 @@ class Ensemble:
                 keep *= 1.0 - w.get(name, 0.0) * scores[name]
             score = 1.0 - keep
             if p.seasonal_gate and w.get("seasonal", 0.0) > 0 and kind > 0:
-                score = min(score, scores["seasonal"])
+                seas = scores["seasonal"]
+                score = min(score, seas)
+                if seas >= p.seasonal_alone:
+                    score = max(score, seas)
         score = min(max(score, 0.0), 1.0)
         raw = score
         if p.refractory:
