@@ -97,7 +97,17 @@ class Scored:
         return best
 
     def explain(self, i: int, what: str = "value", unit: str = "") -> str:
+        """The reason, from the detector that explains point i best; when the seasonal profile
+        is trusted and another detector spoke, the usual level for the hour is added."""
         name = self.main_detector(i)
+        reason = self._explain(name, i, what, unit)
+        seasonal = self.detectors.get("seasonal")
+        if name != "seasonal" and seasonal is not None and self.seasonal_kind[i]:
+            slot = slot_name(int(self.t_ms[i]), self.seasonal_kind[i] == 1)
+            reason += f"; usual for {slot}: {fmt_value(float(seasonal.expected[i]), unit)}"
+        return reason
+
+    def _explain(self, name: str, i: int, what: str, unit: str) -> str:
         out = self.detectors[name]
         x, z = float(self.x[i]), float(out.z[i])
         v = fmt_value(x, unit)
