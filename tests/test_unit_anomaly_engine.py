@@ -161,3 +161,16 @@ def test_lookback_copies_of_a_sample_are_not_fed_twice(store):
     for k in range(1, 6):
         eng.evaluate((t0 + k * STEP) / 1000)
     assert st.model.seen == 61
+
+
+def test_business_rule_for_waits_that_many_evaluations(store):
+    integrity = make_labels({"__name__": "chain_integrity_percent", "job": "ledger"})
+    t0 = now_ms() - 30 * STEP
+    put(store, integrity, [t0 + k * STEP for k in range(4)], [99.0, 91.0, 91.0, 91.0])
+    eng = AnomalyEngine(store, None, config(rules=[
+        {"name": "integrity", "kind": "threshold", "expr": "chain_integrity_percent", "below": 95, "for": 2}]))
+    opened_at = []
+    for k in range(4):
+        eng.evaluate((t0 + k * STEP) / 1000)
+        opened_at.append(len(store.find_events(EventQuery(kinds=["anomaly"]))))
+    assert opened_at == [0, 0, 1, 1]  # below the floor from the second evaluation, open at the third

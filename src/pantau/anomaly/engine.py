@@ -27,14 +27,14 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 from pantau.anomaly.config import AnomalyConfig, WatchConfig
 from pantau.anomaly.ensemble import Ensemble, EnsembleParams, Scored
-from pantau.anomaly.rules import Rule, parse_rules
+from pantau.anomaly.rules import BusinessRules, OpenEvent, parse_rules
 from pantau.bus import Bus
 from pantau.model import Labels, SampleBatch, make_labels, series_key
 from pantau.query.promql import Engine as PromQL
@@ -55,14 +55,6 @@ def output_labels(watch: str, labels: Labels) -> dict[str, str]:
         out["metric"] = name
     out["anomaly_watch"] = watch
     return out
-
-
-@dataclass
-class OpenEvent:
-    id: str
-    start_ms: int
-    max_score: float
-    below: int = 0  # points in a row under close_threshold
 
 
 @dataclass
@@ -96,11 +88,6 @@ class SeriesState:
         if extra.get("open"):
             st.open = OpenEvent(**extra["open"])
         return st
-
-
-@dataclass
-class RuleState:
-    open: dict[str, OpenEvent] = field(default_factory=dict)  # series key -> event
 
 
 @dataclass
@@ -138,11 +125,10 @@ class AnomalyEngine:
         self.clock = clock
         self.params = config.detectors.params()
         self.watches: list[WatchConfig] = config.all_watches()
-        self.rules: list[Rule] = parse_rules(config.rules)
+        self.rules = BusinessRules(parse_rules(config.rules), store, self._publish, config.close_after)
         self.promql = PromQL(store)
         self.series: dict[str, SeriesState] = {}
         self.watch_last: dict[str, int] = {}  # watch -> last evaluated step (ms)
-        self.rule_states: dict[str, RuleState] = {r.name: RuleState() for r in self.rules}
         self.step_ms = max(1, int(config.step * 1000))
         self.last_stats = EvalStats()
         self._lock = threading.Lock()
@@ -160,9 +146,7 @@ class AnomalyEngine:
                 if key.startswith("watch:"):
                     self.watch_last[key[6:]] = int(blob.decode())
                 elif key.startswith("rule:"):
-                    name = key[5:]
-                    if name in self.rule_states:
-                        self.rule_states[name].open = {k: OpenEvent(**v) for k, v in orjson.loads(blob).items()}
+                    self.rules.load_state(key[5:], orjson.loads(blob))
                 else:
                     st = SeriesState.from_bytes(key, blob, self.params)
                     self.series[key] = st
@@ -183,9 +167,8 @@ class AnomalyEngine:
                     n += 1
             for watch, t in self.watch_last.items():
                 self.store.put_state(NAMESPACE, f"watch:{watch}", str(t).encode())
-            for name, rs in self.rule_states.items():
-                self.store.put_state(NAMESPACE, f"rule:{name}",
-                                     orjson.dumps({k: v.__dict__ for k, v in rs.open.items()}))
+            for name, state in self.rules.state().items():
+                self.store.put_state(NAMESPACE, f"rule:{name}", orjson.dumps(state))
         self._last_checkpoint = time.monotonic()
         return n
 
@@ -205,8 +188,10 @@ class AnomalyEngine:
                     self._evaluate_watch(watch, end, batch, stats)
                 except PromQLError as exc:
                     log.warning("anomaly: watch %s: %s", watch.name, exc)
-            if self.rules:
-                self._evaluate_rules(end, stats)
+            if self.rules.rules:
+                opened, closed = self.rules.evaluate(self.promql, end, self._open_reason)
+                stats.opened += opened
+                stats.closed += closed
         if len(batch):
             self.store.write(batch)
         stats.seconds = time.perf_counter() - t0
@@ -388,80 +373,13 @@ class AnomalyEngine:
                                          "labels": dict(event.labels), "data": data})
 
     # --- business rules --------------------------------------------------------------------
-    def _evaluate_rules(self, end: int, stats: EvalStats) -> None:
-        values: dict[str, dict[str, tuple[Labels, float]]] = {}
-        firing: dict[str, dict[str, tuple[Labels, float, str]]] = {}
-        for rule in self.rules:
-            if rule.kind == "composite":
-                continue
-            try:
-                res = self.promql.instant(rule.query(), end)
-            except PromQLError as exc:
-                log.warning("anomaly: rule %s: %s", rule.name, exc)
-                continue
-            vals: dict[str, tuple[Labels, float]] = {}
-            if res.kind == "vector":
-                vec = res.value
-                for i, labels in enumerate(vec.labels):
-                    if vec.present[i, 0]:
-                        vals[series_key(labels)] = (labels, float(vec.values[i, 0]))
-            elif res.kind == "scalar":
-                vals["{}"] = ((), float(res.value))
-            values[rule.name] = vals
-            firing[rule.name] = {k: (lab, v, rule.reason(v)) for k, (lab, v) in vals.items() if rule.condition(v)}
-        active = {st.watch: f"{st.watch} anomalous" for st in self.series.values() if st.open is not None}
-        for rule in self.rules:
-            if rule.kind != "composite":
-                continue
-            names = rule.all or rule.any
-            reasons = []
-            for n in names:
-                if firing.get(n):
-                    reasons.append(next(iter(firing[n].values()))[2])
-                elif n in active:
-                    reasons.append(self._open_reason(n))
-            ok = len(reasons) == len(names) if rule.all else bool(reasons)
-            reason = f"{rule.what}: " + "; and ".join(reasons)
-            firing[rule.name] = {"{}": ((), float(len(reasons)), reason)} if ok else {}
-        for rule in self.rules:
-            rs = self.rule_states[rule.name]
-            now_firing = firing.get(rule.name, {})
-            for key, (labels, v, reason) in now_firing.items():
-                ev = rs.open.get(key)
-                if ev is None:
-                    lab = {**{k: x for k, x in labels if k != "__name__"}, "anomaly_rule": rule.name,
-                           "anomaly_type": "business"}
-                    event = Event("anomaly", end * 1_000_000, severity=rule.severity, title=reason, labels=lab,
-                                  data={"type": "business", "rule": rule.name, "kind": rule.kind, "reason": reason,
-                                        "value": v, "query": rule.query() if rule.kind != "composite" else "",
-                                        "series": dict(labels), "score": 1.0})
-                    eid = self.store.put_event(event)
-                    rs.open[key] = OpenEvent(eid, end, 1.0)
-                    self._publish("open", event)
-                    stats.opened += 1
-                else:
-                    ev.below = 0
-            for key in list(rs.open):
-                if key in now_firing:
-                    continue
-                ev = rs.open[key]
-                ev.below += 1
-                if ev.below >= self.config.close_after:
-                    del rs.open[key]
-                    event = self.store.get_event(ev.id)
-                    if event is not None:
-                        event.end_ns = end * 1_000_000
-                        self.store.put_event(event)
-                        self._publish("resolved", event, 0.0)
-                    stats.closed += 1
-
-    def _open_reason(self, watch: str) -> str:
+    def _open_reason(self, watch: str) -> str | None:
+        """The reason of an open anomaly of `watch` (composite rules may name watches)."""
         for st in self.series.values():
             if st.watch == watch and st.open is not None:
                 event = self.store.get_event(st.open.id)
-                if event is not None:
-                    return event.title
-        return f"{watch} is anomalous"
+                return event.title if event is not None else f"{watch} is anomalous"
+        return None
 
     # --- running in the hub ----------------------------------------------------------------
     async def start(self) -> None:

@@ -21,14 +21,16 @@ Four kinds, written in pantau.yaml under `anomaly.rules`:
       kind: composite
       all: [signing_failures, latency_p99]   # rules, or watches with an open anomaly
 
-In the hub each rule is a PromQL expression evaluated at every interval (`query()` says which);
-`evaluate()` applies the condition to the values, so the same rules can be checked against a
-plain snapshot of numbers (`check_snapshot`), as the seed's example does.
+In the hub each rule is a PromQL expression evaluated at every interval (`query()` says which)
+by `BusinessRules`, which opens and ends their events; `evaluate()` applies the conditions to
+plain values, so the same rules can be checked against a snapshot of numbers
+(`check_snapshot`), as the seed's example does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pantau.anomaly.duration import Duration
 from pantau.anomaly.reasons import fmt_value
+from pantau.model import series_key
+from pantau.query.promql import PromQLError
+from pantau.store.base import Event
+
+log = logging.getLogger("pantau.anomaly")
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -201,3 +208,113 @@ def check_snapshot(values: Mapping[str, float], t_ms: int, models: Mapping, rule
             findings.append(Finding("statistical", name, scored.explain(0, what, unit), float(value),
                                     "critical" if score >= 0.9 else "warning", score))
     return findings + business
+
+
+@dataclass
+class OpenEvent:
+    """An anomaly event not ended yet: its id, start, peak score, and the evaluations in a row
+    that found it back to normal (it ends after `close_after`)."""
+
+    id: str
+    start_ms: int
+    max_score: float
+    below: int = 0
+
+
+class BusinessRules:
+    """The rules in the hub: evaluated through PromQL at each evaluation, with one event per
+    firing series (rule, labels), opened after `for` evaluations in a row and ended after
+    `close_after` evaluations without the condition."""
+
+    def __init__(self, rules: list[Rule], store, publish: Callable, close_after: int) -> None:
+        self.rules = rules
+        self.store = store
+        self.publish = publish
+        self.close_after = close_after
+        self.open: dict[str, dict[str, OpenEvent]] = {r.name: {} for r in rules}
+        self.pending: dict[str, dict[str, int]] = {r.name: {} for r in rules}
+
+    def state(self) -> dict[str, dict]:
+        return {name: {k: v.__dict__ for k, v in events.items()} for name, events in self.open.items()}
+
+    def load_state(self, name: str, saved: dict) -> None:
+        if name in self.open:
+            self.open[name] = {k: OpenEvent(**v) for k, v in saved.items()}
+
+    def firing(self, promql, t_ms: int, watch_reason: Callable[[str], str | None]) -> dict[str, dict]:
+        """Per rule: {series key: (labels, value, reason)} of what fires at t_ms."""
+        firing: dict[str, dict] = {}
+        for rule in self.rules:
+            if rule.kind == "composite":
+                continue
+            try:
+                res = promql.instant(rule.query(), t_ms)
+            except PromQLError as exc:
+                log.warning("anomaly: rule %s: %s", rule.name, exc)
+                continue
+            vals: dict[str, tuple] = {}
+            if res.kind == "vector":
+                vec = res.value
+                for i, labels in enumerate(vec.labels):
+                    if vec.present[i, 0]:
+                        vals[series_key(labels)] = (labels, float(vec.values[i, 0]))
+            elif res.kind == "scalar":
+                vals["{}"] = ((), float(res.value))
+            firing[rule.name] = {k: (lab, v, rule.reason(v)) for k, (lab, v) in vals.items() if rule.condition(v)}
+        for rule in self.rules:
+            if rule.kind != "composite":
+                continue
+            names = rule.all or rule.any
+            reasons = []
+            for n in names:
+                if firing.get(n):
+                    reasons.append(next(iter(firing[n].values()))[2])
+                else:
+                    why = watch_reason(n)
+                    if why:
+                        reasons.append(why)
+            ok = len(reasons) == len(names) if rule.all else bool(reasons)
+            firing[rule.name] = {"{}": ((), float(len(reasons)), f"{rule.what}: " + "; and ".join(reasons))} if ok \
+                else {}
+        return firing
+
+    def evaluate(self, promql, t_ms: int, watch_reason: Callable[[str], str | None]) -> tuple[int, int]:
+        """Open and end events for what fires at t_ms; returns (opened, ended)."""
+        firing = self.firing(promql, t_ms, watch_reason)
+        opened = closed = 0
+        for rule in self.rules:
+            events, pending = self.open[rule.name], self.pending[rule.name]
+            now = firing.get(rule.name, {})
+            for key, (labels, v, reason) in now.items():
+                ev = events.get(key)
+                if ev is not None:
+                    ev.below = 0
+                    continue
+                pending[key] = pending.get(key, 0) + 1
+                if pending[key] < rule.for_:
+                    continue
+                del pending[key]
+                lab = {**{k: x for k, x in labels if k != "__name__"}, "anomaly_rule": rule.name,
+                       "anomaly_type": "business"}
+                event = Event("anomaly", t_ms * 1_000_000, severity=rule.severity, title=reason, labels=lab,
+                              data={"type": "business", "rule": rule.name, "kind": rule.kind, "reason": reason,
+                                    "value": v, "query": rule.query() if rule.kind != "composite" else "",
+                                    "series": dict(labels), "score": 1.0})
+                events[key] = OpenEvent(self.store.put_event(event), t_ms, 1.0)
+                self.publish("open", event)
+                opened += 1
+            for key in [k for k in pending if k not in now]:
+                del pending[key]
+            for key in [k for k in events if k not in now]:
+                ev = events[key]
+                ev.below += 1
+                if ev.below < self.close_after:
+                    continue
+                del events[key]
+                event = self.store.get_event(ev.id)
+                if event is not None:
+                    event.end_ns = t_ms * 1_000_000
+                    self.store.put_event(event)
+                    self.publish("resolved", event, 0.0)
+                closed += 1
+        return opened, closed
