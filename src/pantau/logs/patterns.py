@@ -61,6 +61,7 @@ class PatternConfig(BaseModel):
     surge_min_count: int = Field(50, ge=1, description="a surge needs at least this many lines in one bucket")
     surge_min_history: int = Field(5, ge=1, description="buckets of history a template needs before it can surge")
     cache_size: int = Field(50_000, ge=0, description="masked lines remembered per service")
+    max_line_chars: int = Field(1000, ge=20, description="a body is mined by its first line, cut to this length")
 
 
 class _PantauDrain(Drain):
@@ -134,6 +135,7 @@ class PatternMiner:
         self._events: list[Event] = []
         self._lock = threading.RLock()
         self._bucket_ns = self.config.bucket_seconds * 1_000_000_000
+        self._max_line = self.config.max_line_chars
 
     # --- mining ------------------------------------------------------------------------
 
@@ -152,7 +154,12 @@ class PatternMiner:
         svc = self._services.get(service)
         if svc is None:
             svc = self._services[service] = _Service(service, cfg, t_ns)
-        masked = self._mask(body)
+        line = body
+        if len(line) > self._max_line or "\n" in line:  # a stack trace is mined by its message
+            line = line.split("\n", 1)[0]
+            if len(line) > self._max_line:  # cut at a space: no half token
+                line = line[: self._max_line].rsplit(None, 1)[0]
+        masked = self._mask(line)
         cluster = svc.cache.get(masked)
         if cluster is None:
             cluster, change = svc.drain.add_log_message(masked)
