@@ -60,7 +60,7 @@ class PatternConfig(BaseModel):
     surge_factor: float = Field(5.0, gt=1)
     surge_min_count: int = Field(50, ge=1, description="a surge needs at least this many lines in one bucket")
     surge_min_history: int = Field(5, ge=1, description="buckets of history a template needs before it can surge")
-    cache_size: int = Field(50_000, ge=0, description="masked lines remembered per service")
+    cache_size: int = Field(10_000, ge=0, description="masked lines remembered per service (~1.5 MB)")
     max_line_chars: int = Field(1000, ge=20, description="a body is mined by its first line, cut to this length")
 
 
