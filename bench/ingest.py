@@ -228,16 +228,20 @@ HUB_CONFIG: Path | None = None  # --config: a pantau.yaml for the hub under test
 
 
 class Hub:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.data = workdir / "data"
         self.ports = [self._free_port() for _ in range(3)]
         self.log = open(workdir / "hub.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pantau", "serve", "--data-dir", str(self.data), "--port", str(self.ports[0]),
-             "--otlp-http-port", str(self.ports[1]), "--otlp-grpc-port", str(self.ports[2]), "--log-level", "warning",
-             *(["--config", str(HUB_CONFIG)] if HUB_CONFIG else [])],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "pantau", "serve", "--data-dir", str(self.data), "--port", str(self.ports[0]),
+                   "--otlp-http-port", str(self.ports[1]), "--otlp-grpc-port", str(self.ports[2]),
+                   "--log-level", "warning"]
+        if config is None and HUB_CONFIG is not None:
+            command += ["--config", str(HUB_CONFIG)]
+        elif config is not None:
+            (workdir / "pantau.yaml").write_text(config)
+            command += ["--config", str(workdir / "pantau.yaml")]
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.api = f"http://127.0.0.1:{self.ports[0]}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

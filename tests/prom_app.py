@@ -3,10 +3,9 @@
     python tests/prom_app.py PORT
 
 Run by the end-to-end tests as a real scrape target. `instrument()` is the only place that
-knows how the metrics reach /metrics: today the OpenTelemetry SDK with
-`opentelemetry-exporter-prometheus` on prometheus_client's HTTP server; once pantau's SDK has
-`pantau.init(prometheus_port=...)`, `instrument()` becomes that one call and nothing else here
-changes.
+knows how the metrics reach /metrics: `pantau.init(prometheus_port=...)` (OpenTelemetry's
+Prometheus exporter on prometheus_client's HTTP server underneath); no OTLP endpoint, so the
+scrape is the only way out.
 """
 
 from __future__ import annotations
@@ -20,14 +19,10 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 
 def instrument(port: int) -> metrics.Meter:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.resources import Resource
-    from prometheus_client import start_http_server
+    import pantau
 
-    start_http_server(port, addr="127.0.0.1")
-    resource = Resource.create({"service.name": "document-signer", "service.version": "1.8.0"})
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader()]))
+    pantau.init("document-signer", version="1.8.0", endpoint="none", prometheus_port=port,
+                prometheus_addr="127.0.0.1")
     return metrics.get_meter("document-signer")
 
 

@@ -69,6 +69,13 @@ def test_patterns_and_detections_over_otlp(hub_factory) -> None:
     one = hub.get(f"/api/pantau/log-patterns/{orders['id']}").json()
     assert one["count"] == 60 and sum(b["count"] for b in one["buckets"]) == 60
     assert hub.get("/api/pantau/log-patterns/nope").status_code == 404
+    # every stored record carries its template id, and the records of a pattern are one search away
+    def of_template():
+        got = hub.get("/api/pantau/logs", q=f"template:{orders['id']}", limit=100).json()["data"]
+        return got if len(got) == 60 else None
+
+    records = wait_until(of_template, timeout=20)
+    assert records and all(r["template_id"] == orders["id"] and r["body"].startswith("order ") for r in records)
     assert [p["service"] for p in patterns(hub, service="sshd")] == ["sshd"]
     assert {p["template"] for p in patterns(hub, q="ORDER")} == {
         "order <*> placed by user <*> total <*> EUR", "payment provider slow: <*> for order <*>"}

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from pantau.config import ConfigError, load_config
+from pantau.exporting.cli import export_app
 from pantau.logs.cli import logs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -83,6 +84,8 @@ def _limit_malloc_arenas() -> None:
         pass  # not glibc: nothing to tune
 
 
+app.add_typer(export_app, name="export")
+
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
 app.add_typer(logs_app, name="logs")
@@ -123,6 +126,11 @@ def audit_head(
     for last in _audit_entries(data_dir):  # noqa: B007
         pass
     typer.echo(f"{last.seq if last else 0} {last.hash.hex() if last else '0' * 64}")
+
+
+from pantau.anomaly.backtest import app as anomaly_app  # noqa: E402
+
+app.add_typer(anomaly_app, name="anomaly")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from pantau.logs.service import LogsConfig
+from pantau.logs.severity import severity_class
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -85,9 +86,17 @@ class ServerConfig(_Strict):
 class RetentionConfig(_Strict):
     spans: Duration = 30 * 86400
     logs: Duration = 30 * 86400
+    logs_by_severity: dict[str, Duration] = Field(
+        {}, description="log retention per severity (trace, debug, info, warn, error, fatal); the rest keep `logs`")
     metrics: Duration = Field(30 * 86400, description="raw samples")
     metrics_1m: Duration = Field(90 * 86400, description="1-minute rollups (long-range queries)")
     metrics_1h: Duration = Field(365 * 86400, description="1-hour rollups")
+
+
+    @field_validator("logs_by_severity")
+    @classmethod
+    def _severity_names(cls, v: dict[str, float]) -> dict[str, float]:
+        return {severity_class(name): seconds for name, seconds in v.items()}
 
 
 class StorageConfig(_Strict):
@@ -95,6 +104,8 @@ class StorageConfig(_Strict):
     partition: Duration = 86400
     retention: RetentionConfig = RetentionConfig()
     fsync: bool = Field(False, description="fsync every commit (survives power loss, not only crashes)")
+    archive_dir: Path | None = Field(
+        None, description="write expiring span and log partitions here as Parquet before dropping them")
 
     @field_validator("partition")
     @classmethod
@@ -191,12 +202,44 @@ class ScrapeConfig(_Strict):
         return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
 
 
+class RedactionConfig(_Strict):
+    """PII redaction of log bodies and attributes at ingest (the SDK's rules, one implementation)."""
+
+    enabled: bool = True
+    disable_rules: list[str] = Field([], description="rules to switch off: email, phone, card, nik, jwt, "
+                                                     "bearer, secret")
+    exempt_attributes: list[str] = Field([], description="attributes never redacted")
+    force_attributes: list[str] = Field([], description="attributes whose whole value is always redacted")
+    secret_keys: bool = Field(True, description="redact whole values of attributes named like secrets")
+
+    @field_validator("disable_rules")
+    @classmethod
+    def _known_rules(cls, v: list[str]) -> list[str]:
+        from pantau.redaction import default_rules
+
+        known = [r.name for r in default_rules()]
+        for name in v:
+            if name not in known:
+                raise ValueError(f"unknown redaction rule {name!r}: use one of {', '.join(known)}")
+        return v
+
+
+from pantau.alerting.config import AlertingConfig  # noqa: E402 (needs Duration above)
+from pantau.anomaly.config import AnomalyConfig  # noqa: E402  (it uses Duration, defined above)
+
+
 class PantauConfig(_Strict):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     limits: LimitsConfig = LimitsConfig()
     global_: GlobalConfig = Field(GlobalConfig(), alias="global")
     scrape_configs: list[ScrapeConfig] = []
+    redaction: RedactionConfig = RedactionConfig()
+    anomaly: AnomalyConfig = AnomalyConfig()
+    # alerting: Prometheus rule files (globs), an Alertmanager config file, pantau's additions
+    rule_files: list[str] = []
+    alertmanager_config: str | None = None
+    alerting: AlertingConfig = AlertingConfig()
     logs: LogsConfig = LogsConfig()
 
     @model_validator(mode="after")
@@ -230,8 +273,14 @@ def load_config(path: Path | None) -> PantauConfig:
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the configuration must be a mapping of sections")
     try:
-        return PantauConfig.model_validate(doc)
+        cfg = PantauConfig.model_validate(doc)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    # rule and Alertmanager files are relative to the configuration file, as in prometheus.yml
+    base = Path(path).parent
+    cfg.rule_files = [str(base / f) for f in cfg.rule_files]
+    if cfg.alertmanager_config:
+        cfg.alertmanager_config = str(base / cfg.alertmanager_config)
+    return cfg

@@ -23,12 +23,17 @@ from pathlib import Path
 import anyio
 import uvicorn
 
+from pantau.alerting import api as alerting_api
+from pantau.alerting.service import AlertingService
+from pantau.anomaly import api as anomaly_api
+from pantau.anomaly.engine import AnomalyEngine
 from pantau.bus import Bus
 from pantau.config import PantauConfig
 from pantau.ingest import otlp_grpc, otlp_http
 from pantau.ingest.receiver import Receiver
 from pantau.ingest.scrape import ScrapeManager
 from pantau.logs import api as log_patterns_api
+from pantau.logs.redact_ingest import IngestRedactor
 from pantau.logs.service import LogPatternService
 from pantau.otlp.decode import Limits, OtlpDecoder
 from pantau.selfmon import SelfMetrics
@@ -117,13 +122,25 @@ class Hub:
     def _build_store(self) -> Store:
         st = self.config.storage
         retention = st.retention.model_dump()
+        by_severity = retention.pop("logs_by_severity")
         return SQLiteStore(SQLiteOptions(
             data_dir=st.data_dir,
             partition_seconds=int(st.partition),
             retention_seconds={k: int(v) for k, v in retention.items()},
             queue_capacity=self.config.limits.write_queue_items,
             synchronous="FULL" if st.fsync else "NORMAL",
+            archive_dir=st.archive_dir,
+            log_retention_by_severity={k: int(v) for k, v in by_severity.items()},
         ))
+
+    def _build_redactor(self) -> IngestRedactor | None:
+        rc = self.config.redaction
+        if not rc.enabled:
+            return None
+        redactor = IngestRedactor.from_config(rc.disable_rules, rc.exempt_attributes, rc.force_attributes,
+                                              rc.secret_keys)
+        self.metrics.watch_redaction(redactor.counts)
+        return redactor
 
     async def serve(self) -> None:
         # The event loop decodes while the writer thread commits; both need the interpreter
@@ -156,7 +173,7 @@ class Hub:
                 max_log_body_bytes=lim.max_log_body_bytes,
                 max_age_ns=max_age,
                 max_future_ns=int(lim.future_tolerance * 1e9),
-            ))
+            ), redactor=self._build_redactor())
             receiver = Receiver(store, decoder, self.metrics)
             self.metrics.watch_store(store.stats)
             store.add_commit_listener(
@@ -168,6 +185,10 @@ class Hub:
             api.include_router(log_patterns_api.create_router(self.log_patterns))
             api.include_router(remote_write.create_router(
                 store, self.metrics, lim.max_request_bytes, cfg.storage.retention.metrics, lim.future_tolerance))
+            anomaly = AnomalyEngine(store, self.bus, cfg.anomaly) if cfg.anomaly.enabled else None
+            api.include_router(anomaly_api.create_router(store, anomaly))
+            alerting = AlertingService(store, self.bus, cfg.alerting, cfg.rule_files, cfg.alertmanager_config)
+            api.include_router(alerting_api.create_router(alerting))
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,
@@ -203,6 +224,12 @@ class Hub:
             scraping = ScrapeManager(store, cfg.scrape_configs, lim.max_request_bytes,
                                      cfg.storage.retention.metrics, lim.future_tolerance)
             await scraping.start()
+            if anomaly is not None:
+                await anomaly.start()
+            try:
+                await alerting.start(self.endpoints.api)
+            except (OSError, ValueError) as exc:
+                raise HubError(f"alerting: {exc}") from None
             self._ready = True
             log.info("pantau ready: API/UI %s, OTLP/HTTP %s, OTLP/gRPC %s, data in %s",
                      self.endpoints.api, self.endpoints.otlp_http, self.endpoints.otlp_grpc,
@@ -211,6 +238,9 @@ class Hub:
             log.info("pantau stopping: finishing requests in flight, then storing every accepted batch")
             self._ready = False
             await scraping.stop()
+            if anomaly is not None:
+                await anomaly.stop()
+            await alerting.stop()
             for s in servers:
                 s.should_exit = True
             await gserver.stop(srv.shutdown_grace)

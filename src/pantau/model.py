@@ -124,6 +124,8 @@ class LogRecord:
     dropped_attributes_count: int = 0
     # Opaque, store-specific position used for cursor pagination and de-duplication.
     id: str = ""
+    # The log pattern (template) the hub's miner put this record in; "" until mined.
+    template_id: str = ""
 
     @property
     def timestamp_ns(self) -> int:
@@ -256,6 +258,10 @@ class LogBatch:
     payload: list[bytes] = field(default_factory=list)
     # Audit records of the batch, for the tamper-evident chain: (time ns, canonical JSON).
     audit: list[tuple[int, bytes]] = field(default_factory=list)
+    # Where the store put the rows, filled at commit: (partition set, partition key, block,
+    # batch rows in block order or None for all), so later findings (template ids) can be
+    # attached to the stored records.
+    placed: list[tuple[str, int, int, list[int] | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.time_ns)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from pantau.store.base import StoreStats
@@ -43,8 +43,23 @@ class SelfMetrics:
             self.registry.register(_StoreCollector(stats))
         self._stats_source = stats
 
+    def watch_redaction(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Expose redactions per rule (`pantau_redactions_total{rule}`), read at scrape time."""
+        self.registry.register(_RedactionCollector(counts))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RedactionCollector:
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("pantau_redactions", "Values redacted at ingest, by rule.", labels=["rule"])
+        for rule, n in sorted(self.counts().items()):
+            family.add_metric([rule], n)
+        yield family
 
 
 class _StoreCollector:

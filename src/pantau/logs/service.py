@@ -148,7 +148,8 @@ class LogPatternService:
         """Mine and inspect one committed batch (on the service's thread, or a test's)."""
         events: list[Event] = []
         if self.config.patterns.enabled:
-            self.miner.observe_many(zip(batch.service, batch.body, batch.time_ns, strict=True))
+            ids = self.miner.observe_many(zip(batch.service, batch.body, batch.time_ns, strict=True))
+            self.store.set_log_templates(batch, ids)  # each stored record gets its template id
             events += self.miner.pop_events()
         if self.detectors is not None:
             from pantau.otlp.convert import log_from_payload, resource_from_bytes, scope_from_bytes

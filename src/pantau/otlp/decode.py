@@ -10,7 +10,7 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import orjson
 from google.protobuf import json_format
@@ -26,6 +26,9 @@ from pantau.model import LogBatch, SampleBatch, SpanBatch, service_name_of
 from pantau.otlp import shadow
 from pantau.otlp.metrics import MetricsTranslator
 from pantau.otlp.values import as_text, from_any, from_key_values
+
+if TYPE_CHECKING:
+    from pantau.logs.redact_ingest import IngestRedactor
 
 NS_PER_DAY = 86_400 * 1_000_000_000
 _ZERO_TRACE = bytes(16)
@@ -93,8 +96,11 @@ class ServiceNames:
 
 
 class OtlpDecoder:
-    def __init__(self, limits: Limits | None = None, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Callable[[], int] = time.time_ns,
+                 redactor: IngestRedactor | None = None) -> None:
         self.limits = limits or Limits()
+        # PII redaction of log bodies and attributes before anything is stored (None: off)
+        self.redactor = redactor
         self.clock = clock
         self.service_name = ServiceNames()
         self.translator = MetricsTranslator()
@@ -157,6 +163,7 @@ class OtlpDecoder:
         max_attr = self.limits.max_attribute_value_bytes
         resource_index: dict[bytes, int] = {}
         scope_index: dict[bytes, int] = {}
+        maybe_audit: list[int] = []
         for rl in request.resource_logs:
             resource = rl.resource
             service = self.service_name(resource)
@@ -204,9 +211,7 @@ class OtlpDecoder:
                             out.note(f"{truncated} attribute value(s) longer than {max_attr} bytes "
                                      "were truncated")
                     if b"audit" in payload:  # cheap test first: decode only likely audit records
-                        entry = _audit_entry(payload, text, ts, service, resource)
-                        if entry is not None:
-                            batch.audit.append((ts, entry))
+                        maybe_audit.append(len(batch.payload))
                     batch.time_ns.append(ts)
                     batch.observed_ns.append(observed)
                     batch.severity_number.append(severity)
@@ -218,6 +223,15 @@ class OtlpDecoder:
                     batch.resource_ref.append(r_ref)
                     batch.scope_ref.append(s_ref)
                     batch.payload.append(payload)
+        if self.redactor is not None:
+            for i in self.redactor.redact_batch(batch.body, batch.payload):
+                if _has_body(batch.payload[i]):  # a structured body: its text follows the payload
+                    batch.body[i] = _structured_body_text(batch.payload[i])[:max_body]
+        for i in maybe_audit:  # after redaction: the chain holds what is stored
+            resource = batch.resources[batch.resource_ref[i]]
+            entry = _audit_entry(batch.payload[i], batch.body[i], batch.time_ns[i], batch.service[i], resource)
+            if entry is not None:
+                batch.audit.append((batch.time_ns[i], entry))
         return out
 
     # --- metrics -----------------------------------------------------------------------
@@ -370,6 +384,12 @@ def _audit_entry(payload: bytes, body: str, ts: int, service: str, resource: byt
         "severity_text": record.severity_text, "body": body, "attributes": json_safe(attributes),
         "resource": json_safe(resource_from_bytes(resource).attributes),
         "trace_id": record.trace_id.hex(), "span_id": record.span_id.hex()})
+
+
+def _has_body(payload: bytes) -> bool:
+    record = PbLogRecord()
+    record.ParseFromString(payload)
+    return record.HasField("body")
 
 
 def _structured_body_text(payload: bytes) -> str:

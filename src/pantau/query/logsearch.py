@@ -6,7 +6,8 @@
 * `"a phrase"` must appear as written (word for word);
 * `-word` or `NOT word` excludes; `AND` is implied and may be written;
 * `service:` (or `service.name:`) selects services, `level:`/`severity:` a severity
-  (`error`, `warn`, ...; `level>=warn` for at least), `trace_id:`/`span_id:` a trace or span;
+  (`error`, `warn`, ...; `level>=warn` for at least), `trace_id:`/`span_id:` a trace or span,
+  `template:` the records of one log pattern (its id from `/api/pantau/log-patterns`);
 * any other `key:value` filters on a log attribute;
 * `OR`, parentheses and `NOT` on anything: `service:signer (timeout OR "connection reset")
   AND NOT level:debug`. The conditions every match must meet still narrow the search through
@@ -49,6 +50,9 @@ def parse_hex_id(text: str, size: int, what: str) -> bytes:
     if len(t) != 2 * size or any(c not in "0123456789abcdef" for c in t):
         raise SearchSyntaxError(f"invalid {what} {text!r}: expected {2 * size} hex digits")
     return bytes.fromhex(t)
+
+
+_TEMPLATE_KEYS = ("template", "template_id", "pattern")
 
 
 def parse_search(text: str, query: LogQuery | None = None) -> LogQuery:
@@ -105,6 +109,8 @@ def _field(q: LogQuery, key: str, op: str, value: str, negate: bool) -> None:
         q.trace_id = parse_hex_id(value, 16, "trace id")
     elif lowered in ("span_id", "spanid", "span.id"):
         q.span_id = parse_hex_id(value, 8, "span id")
+    elif lowered in _TEMPLATE_KEYS:
+        q.template_id = parse_hex_id(value, 8, "template id").hex()
     else:
         q.attributes[key.removeprefix("attributes.").removeprefix("attr.")] = value
 
@@ -314,5 +320,8 @@ def _term_check(word: str, quoted: bool):
     if lowered in ("span_id", "spanid", "span.id"):
         sid = parse_hex_id(value, 8, "span id").hex()
         return lambda r: r.span_id == sid
+    if lowered in _TEMPLATE_KEYS:
+        template = parse_hex_id(value, 8, "template id").hex()
+        return lambda r: r.template_id == template
     name = key.removeprefix("attributes.").removeprefix("attr.")
     return lambda r: name in r.attributes and as_text(r.attributes[name]) == value

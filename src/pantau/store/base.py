@@ -149,6 +149,7 @@ class LogQuery:
     severity_ranges: list[tuple[int, int]] = field(default_factory=list)
     trace_id: bytes | None = None
     span_id: bytes | None = None
+    template_id: str | None = None  # records the pattern miner put in this template
     attributes: dict[str, str] = field(default_factory=dict)
     start_ns: int | None = None
     end_ns: int | None = None
@@ -330,6 +331,11 @@ class Store(ABC):
     def audit_chain(self) -> Iterator[AuditEntry]:
         """The tamper-evident chain of audit records, in sequence (see pantau.logs.audit)."""
 
+    @abstractmethod
+    def set_log_templates(self, batch: LogBatch, template_ids: Sequence[str]) -> None:
+        """Attach the pattern miner's template id to each record of a committed batch (in the
+        batch's row order). Asynchronous: it never waits for the writer."""
+
     # events and state
     @abstractmethod
     def put_event(self, event: Event) -> str:
@@ -345,6 +351,15 @@ class Store(ABC):
     @abstractmethod
     def put_state(self, namespace: str, key: str, value: bytes) -> None:
         """Durable state of a component (detector baselines, miner state, alert state)."""
+
+    def put_states(self, namespace: str, items: dict[str, bytes | None]) -> None:
+        """Write (or, for None, delete) several keys at once, in one transaction where the
+        store can: the alert pipeline persists thousands of small records per second."""
+        for key, value in items.items():
+            if value is None:
+                self.delete_state(namespace, key)
+            else:
+                self.put_state(namespace, key, value)
 
     @abstractmethod
     def get_state(self, namespace: str, key: str) -> bytes | None: ...

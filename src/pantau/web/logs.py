@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
+from pantau.exporting.formats import EXTENSIONS, FORMATS, MEDIA_TYPES, make_sink
+from pantau.exporting.records import LOG_COLUMNS, encode, log_pages, log_row
 from pantau.model import LogRecord
 from pantau.otlp.values import json_safe
 from pantau.query.logsearch import SearchSyntaxError, parse_hex_id, parse_search, severity_range
@@ -59,6 +62,7 @@ def record_json(r: LogRecord) -> dict[str, Any]:
         "span_id": r.span_id,
         "flags": r.flags,
         "event_name": r.event_name,
+        "template_id": r.template_id,
     }
 
 
@@ -68,7 +72,7 @@ def create_router(store: Store) -> APIRouter:
     @router.get("/api/pantau/logs", summary="Search logs")
     def search_logs(
         q: str = Query("", description='Search: words, "phrases", -excluded, service:, level:, '
-                                       "trace_id:, key:value attribute filters"),
+                                       "trace_id:, key:value attribute filters; AND, OR, NOT, ( )"),
         service: list[str] = Query([], description="Only these services"),
         severity: str | None = Query(None, description="Exactly this severity (error, warn, ...)"),
         min_severity: str | None = Query(None, description="At least this severity"),
@@ -82,27 +86,68 @@ def create_router(store: Store) -> APIRouter:
                                description="backward: newest first"),
     ) -> Response:
         try:
-            query = LogQuery(limit=limit, cursor=cursor, newest_first=direction == "backward")
-            parse_search(q, query)
-            query.services.extend(service)
-            if severity:
-                query.severity_ranges.append(severity_range(severity))
-            if min_severity:
-                query.min_severity = severity_range(min_severity)[0]
-            if trace_id:
-                query.trace_id = parse_hex_id(trace_id, 16, "trace id")
-            if span_id:
-                query.span_id = parse_hex_id(span_id, 8, "span id")
-            if start:
-                query.start_ns = parse_time_ns(start, "start")
-            if end:
-                query.end_ns = parse_time_ns(end, "end")
-            if query.start_ns is not None and query.end_ns is not None and query.end_ns < query.start_ns:
-                raise SearchSyntaxError("end must not be before start")
+            query = log_query(q, service, severity, min_severity, trace_id, span_id, start, end, direction)
+            query.limit, query.cursor = limit, cursor
             page = store.search_logs(query)
         except (SearchSyntaxError, ValueError) as exc:
-            return Response(orjson.dumps({"error": str(exc)}), status_code=400, media_type="application/json")
+            return bad_request(str(exc))
         body = {"data": [record_json(r) for r in page.records], "next_cursor": page.next_cursor}
         return Response(orjson.dumps(body), media_type="application/json")
 
+    @router.get("/api/pantau/logs/export", summary="Export every record a search matches")
+    def export_logs(
+        q: str = Query("", description="The search, as for /api/pantau/logs"),
+        service: list[str] = Query([]),
+        severity: str | None = None,
+        min_severity: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        direction: str = Query("forward", pattern="^(backward|forward)$"),
+        format: str = Query("jsonl", description="jsonl, csv or parquet"),
+        max_records: int | None = Query(None, ge=1, description="Stop after this many records"),
+    ) -> Response:
+        """Streamed: the response starts with the first page and never holds the whole result."""
+        if format not in FORMATS:
+            return bad_request(f"unknown format {format!r}: use one of {', '.join(FORMATS)}")
+        try:
+            query = log_query(q, service, severity, min_severity, trace_id, span_id, start, end, direction)
+            pages = log_pages(store, query, max_records)
+            first = next(pages, None)  # errors in the query surface here, before the 200 is sent
+        except (SearchSyntaxError, ValueError) as exc:
+            return bad_request(str(exc))
+        all_pages = itertools.chain([first] if first else [], pages)
+        body = encode(make_sink(format, LOG_COLUMNS), all_pages, log_row)
+        return StreamingResponse(body, media_type=MEDIA_TYPES[format], headers={
+            "Content-Disposition": f'attachment; filename="pantau-logs{EXTENSIONS[format]}"'})
+
     return router
+
+
+def bad_request(message: str) -> Response:
+    return Response(orjson.dumps({"error": message}), status_code=400, media_type="application/json")
+
+
+def log_query(q: str, service: list[str], severity: str | None, min_severity: str | None,
+              trace_id: str | None, span_id: str | None, start: str | None, end: str | None,
+              direction: str) -> LogQuery:
+    """The store query for the search parameters shared by search and export."""
+    query = LogQuery(newest_first=direction == "backward")
+    parse_search(q, query)
+    query.services.extend(service)
+    if severity:
+        query.severity_ranges.append(severity_range(severity))
+    if min_severity:
+        query.min_severity = severity_range(min_severity)[0]
+    if trace_id:
+        query.trace_id = parse_hex_id(trace_id, 16, "trace id")
+    if span_id:
+        query.span_id = parse_hex_id(span_id, 8, "span id")
+    if start:
+        query.start_ns = parse_time_ns(start, "start")
+    if end:
+        query.end_ns = parse_time_ns(end, "end")
+    if query.start_ns is not None and query.end_ns is not None and query.end_ns < query.start_ns:
+        raise SearchSyntaxError("end must not be before start")
+    return query

@@ -87,6 +87,21 @@ class EventStore:
         with self._lock:
             self.conn.execute("INSERT OR REPLACE INTO state VALUES (?,?,?)", (namespace, key, value))
 
+    def put_states(self, namespace: str, items: dict[str, bytes | None]) -> None:
+        puts = [(namespace, k, v) for k, v in items.items() if v is not None]
+        drops = [(namespace, k) for k, v in items.items() if v is None]
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                if puts:
+                    self.conn.executemany("INSERT OR REPLACE INTO state VALUES (?,?,?)", puts)
+                if drops:
+                    self.conn.executemany("DELETE FROM state WHERE namespace = ? AND key = ?", drops)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
     def get_state(self, namespace: str, key: str) -> bytes | None:
         with self._lock:
             row = self.conn.execute("SELECT value FROM state WHERE namespace = ? AND key = ?",

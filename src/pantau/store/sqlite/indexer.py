@@ -27,12 +27,12 @@ log = logging.getLogger("pantau.indexer")
 IDLE_POLL_S = 0.2
 
 
-def _partitions(logs_dir: Path) -> list[Path]:
-    return sorted(p for p in logs_dir.glob("*Z.db"))
+def _partitions(data_dir: Path) -> list[Path]:
+    """Log partitions of every retention tier (`logs/`, `logs_r<seconds>/`)."""
+    return sorted(p for d in (data_dir / "logs", *data_dir.glob("logs_r*")) for p in d.glob("*Z.db"))
 
 
 def run(data_dir: Path) -> None:
-    logs_dir = data_dir / "logs"
     parent = os.getppid()
     stopping = False
 
@@ -47,7 +47,7 @@ def run(data_dir: Path) -> None:
         while not stopping and os.getppid() == parent:
             worked = False
             live = set()
-            for path in _partitions(logs_dir) if logs_dir.exists() else []:
+            for path in _partitions(data_dir):
                 fts_file = fts_path(path)
                 if not fts_file.exists():
                     continue  # the store creates it with the partition

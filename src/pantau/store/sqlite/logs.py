@@ -64,17 +64,30 @@ def new_index() -> TraceKeyIndex:
     return TraceKeyIndex("logs", blk.trace_id_scan())
 
 
+TEMPLATES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS templates(block INTEGER PRIMARY KEY, ids BLOB NOT NULL);
+"""
+TEMPLATE_ID_BYTES = 8
+
+
 def open_partition(conn: sqlite3.Connection, part_path: Path, keys: TraceKeyIndex) -> blk.BlockWriter:
-    writer = blk.open_writer(conn, keys)
+    writer = blk.open_writer(conn, keys, TEMPLATES_SCHEMA)
     fts = connect_writer(fts_path(part_path))
     fts.executescript(FTS_SCHEMA)
     fts.close()
     return writer
 
 
-def write(state: blk.BlockWriter, batch: LogBatch, rows: list[int] | None = None) -> None:
+def write_templates(state: blk.BlockWriter, block: int, ids: list[str]) -> None:
+    """Template ids of a block's records, in position order (8 bytes each)."""
+    state.conn.execute("INSERT OR REPLACE INTO templates VALUES (?, ?)",
+                       (block, b"".join(bytes.fromhex(t) if t else bytes(TEMPLATE_ID_BYTES) for t in ids)))
+
+
+def write(state: blk.BlockWriter, batch: LogBatch, rows: list[int] | None = None) -> list[tuple[int, list[int] | None]]:
     res_ids = np.asarray([state.intern("resources", r) for r in batch.resources], dtype=np.int32)
     scope_ids = np.asarray([state.intern("scopes", s) for s in batch.scopes], dtype=np.int32)
+    placed = []
     for service, idx in blk.groups_by_service(batch.service, rows):
         times = np.asarray(blk.pick(batch.time_ns, idx), dtype=np.int64)
         severity = np.asarray(blk.pick(batch.severity_number, idx), dtype=np.uint8)
@@ -96,8 +109,10 @@ def write(state: blk.BlockWriter, batch: LogBatch, rows: list[int] | None = None
         })
         payloads = colfmt.encode({"payload": colfmt.var(blk.pick(batch.payload, idx))})
         resources = res_ids[np.asarray(blk.pick(batch.resource_ref, idx), dtype=np.int64)]
-        state.append(service, len(times), int(times.min()), int(times.max()), int(severity.max()),
-                     cols, payloads, trace_ids, _summary(resources, texts, bodies))
+        block = state.append(service, len(times), int(times.min()), int(times.max()), int(severity.max()),
+                             cols, payloads, trace_ids, _summary(resources, texts, bodies))
+        placed.append((block, idx))
+    return placed
 
 
 def _summary(resources: np.ndarray, texts: list[str], bodies: list[bytes]) -> bytes:
@@ -176,6 +191,12 @@ class _Cursor:
             return cls(int(t), int(k), int(r))
         except (ValueError, UnicodeDecodeError):
             raise ValueError(f"invalid cursor {text!r}") from None
+
+
+def cursor_after(record: LogRecord) -> str:
+    """The cursor that continues a search just after `record` (one this store returned)."""
+    part_key, rid = record.id.split(":")
+    return _Cursor(record.timestamp_ns, int(part_key), int(rid)).encode()
 
 
 class _Matcher:
@@ -416,10 +437,40 @@ class LogReader:
                 scope = scope_from_bytes(self._ref(conn, part, "scopes", int(cols["scope"][pos])))
                 record = log_from_payload(pays["payload"][pos], cols["body"].text(pos), service, res, scope,
                                           f"{part.key}:{rid}")
+                record.template_id = self._template(conn, part, block, pos)
                 out.append((record, _Cursor(t, part.key, rid)))
             return out
         finally:
             conn.execute("COMMIT")
+
+    def partition_records(self, conn, part: Partition, blocks_per_page: int = 16) -> Iterator[list[LogRecord]]:
+        """Every record of one partition in storage order, a few blocks at a time (archival)."""
+        cache = blk.BlockCache(0)
+        ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
+        for i in range(0, len(ids), blocks_per_page):
+            group = ids[i:i + blocks_per_page]
+            loaded = blk.load_blocks(conn, part.path, group, cache, payloads=True)
+            page: list[LogRecord] = []
+            for block in group:
+                service, cols, pays = loaded[block]
+                for pos in range(len(cols["time"])):
+                    record = self._record(conn, part, service, cols, pays, pos, blk.record_id(block, pos))
+                    record.template_id = self._template(conn, part, block, pos)
+                    page.append(record)
+            yield page
+
+    def _template(self, conn, part: Partition, block: int, pos: int) -> str:
+        """The template id the miner gave a record ("" while it has not been mined)."""
+        key = (part.path, "templates", block)
+        ids = self._refs.get(key)
+        if ids is None:
+            row = conn.execute("SELECT ids FROM templates WHERE block = ?", (block,)).fetchone()
+            if row is None:
+                return ""
+            ids = bytes(row[0])
+            self._refs[key] = ids
+        raw = ids[pos * TEMPLATE_ID_BYTES:(pos + 1) * TEMPLATE_ID_BYTES]
+        return raw.hex() if raw.strip(b"\x00") else ""
 
     def _record(self, conn, part: Partition, service: str, cols: dict, pays: dict, pos: int, rid: int) -> LogRecord:
         res = resource_from_bytes(self._ref(conn, part, "resources", int(cols["resource"][pos])))
@@ -712,6 +763,12 @@ class LogReader:
                     backward: bool, stream: _StreamFilter | None = None) -> None:
         service, cols, _ = blk.load_blocks(conn, part.path, [block], self.cache, payloads=False)[block]
         mask = self._block_mask(cols, positions, q, stream)
+        if q.template_id is not None:
+            row = conn.execute("SELECT ids FROM templates WHERE block = ?", (block,)).fetchone()
+            if row is None:
+                return
+            ids = np.frombuffer(bytes(row[0]), dtype=f"S{TEMPLATE_ID_BYTES}")
+            mask &= ids[:len(mask)] == bytes.fromhex(q.template_id)
         times = cols["time"]
         n = len(times)
         rids = (block << blk.SHIFT) | np.arange(n, dtype=np.int64)

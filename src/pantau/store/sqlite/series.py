@@ -6,6 +6,7 @@ per block; series ids are stable across partitions so samples can refer to them.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,6 +47,9 @@ class SeriesIndex:
         self.ids: dict[str, int] = {}  # by series_key
         self.labels: dict[int, Labels] = {}
         self.by_name: dict[str, set[int]] = {}
+        # label (name, value) -> ids: equality matchers (`instance="a"`) find their few series
+        # without scanning every series of the metric (alert rules select one series each)
+        self.postings: dict[tuple[str, str], set[int]] = {}
         for sid, text in self.conn.execute("SELECT id, labels FROM series"):
             self._remember(sid, _decode(text), text)
         self._next_id = max(self.labels, default=0) + 1
@@ -57,6 +61,14 @@ class SeriesIndex:
         self.labels[sid] = labels
         name = next((v for k, v in labels if k == METRIC_NAME), "")
         self.by_name.setdefault(name, set()).add(sid)
+        postings = self.postings
+        for pair in labels:
+            if pair[0] != METRIC_NAME:
+                ids = postings.get(pair)
+                if ids is None:
+                    postings[pair] = {sid}
+                else:
+                    ids.add(sid)
 
     # --- writer side -----------------------------------------------------------------------
 
@@ -115,9 +127,19 @@ class SeriesIndex:
         with self._lock:
             candidates: Iterable[int] | None = None
             for m in matchers:
-                if m.name == METRIC_NAME and m.op == "=":
-                    candidates = self.by_name.get(m.value, set())
-                    break
+                if m.op == "=~" and m.name != METRIC_NAME:
+                    # `instance=~"a|b|c"`: the union of a few postings (Prometheus's set matches)
+                    values = _literal_alternatives(m.value)
+                    if not values:
+                        continue
+                    found = set().union(*(self.postings.get((m.name, v), ()) for v in values))
+                elif m.op != "=" or m.value == "":
+                    continue
+                else:
+                    found = (self.by_name.get(m.value, set()) if m.name == METRIC_NAME
+                             else self.postings.get((m.name, m.value), set()))
+                if candidates is None or len(found) < len(candidates):  # type: ignore[arg-type]
+                    candidates = found
             if candidates is None:
                 candidates = list(self.labels)
             labels = self.labels
@@ -139,6 +161,18 @@ class SeriesIndex:
 
     def close(self) -> None:
         self.conn.close()
+
+
+_LITERAL = re.compile(r"(?:[^\\.^$*+?()\[\]{}|]|\\[^a-zA-Z0-9])+")
+_UNESCAPE = re.compile(r"\\(.)")
+
+
+def _literal_alternatives(regex: str) -> list[str] | None:
+    """`a|b\\.c` -> ["a", "b.c"] when the regex is nothing but literal alternatives."""
+    parts = regex.split("|")
+    if not all(_LITERAL.fullmatch(p) for p in parts):
+        return None
+    return [_UNESCAPE.sub(r"\1", p) for p in parts]
 
 
 def _value(labels: Labels, name: str) -> str:

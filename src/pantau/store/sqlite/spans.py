@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -116,6 +117,19 @@ class SpanReader:
                 span.name = names.text(int(cols["name"][i]))
             out.append(span)
         return out
+
+    def partition_spans(self, conn, part: Partition, blocks_per_page: int = 16) -> Iterator[list[Span]]:
+        """Every span of one partition in storage order, a few blocks at a time (archival)."""
+        cache = blk.BlockCache(0)
+        ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
+        for i in range(0, len(ids), blocks_per_page):
+            group = ids[i:i + blocks_per_page]
+            loaded = blk.load_blocks(conn, part.path, group, cache, payloads=True)
+            page: list[Span] = []
+            for block in group:
+                service, cols, pays = loaded[block]
+                page.extend(self._spans(conn, part, service, cols, pays, range(len(cols["start"]))))
+            yield page
 
     def get_trace(self, trace_id: bytes, start_ns: int | None, end_ns: int | None) -> list[Span]:
         spans: list[Span] = []

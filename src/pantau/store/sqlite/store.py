@@ -51,6 +51,7 @@ from pantau.store.sqlite import logs as log_store
 from pantau.store.sqlite import rollups
 from pantau.store.sqlite import samples as sample_store
 from pantau.store.sqlite import spans as span_store
+from pantau.store.sqlite.archive import ARCHIVED_SIGNALS, Archiver
 from pantau.store.sqlite.audit import AuditChain, read_chain
 from pantau.store.sqlite.db import connect_writer
 from pantau.store.sqlite.events import EventStore
@@ -58,6 +59,8 @@ from pantau.store.sqlite.indexer import IndexerProcess
 from pantau.store.sqlite.partitions import Partition, PartitionSet, ReaderPool
 from pantau.store.sqlite.queue import WriteQueue
 from pantau.store.sqlite.series import SeriesIndex
+from pantau.store.sqlite.tiered_logs import TieredLogReader
+from pantau.store.sqlite.tiers import SeverityTiers, is_log_signal
 from pantau.store.sqlite.trace_keys import TraceKeyIndex
 
 log = logging.getLogger("pantau.store")
@@ -79,6 +82,10 @@ class SQLiteOptions:
     synchronous: str = "NORMAL"
     maintenance_interval_s: float = 1.0
     retention_interval_s: float = 300.0
+    # Where expiring span and log partitions are written as Parquet before they are dropped.
+    archive_dir: Path | None = None
+    # Log retention per severity class ("debug": 7 days, "error": 365 days...), in seconds.
+    log_retention_by_severity: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         defaults = {s: days * DAY_S for s, days in DEFAULT_RETENTION_DAYS.items()}
@@ -91,16 +98,30 @@ class SQLiteStore(Store):
         self.root = Path(options.data_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         dur = options.partition_seconds * 1_000_000_000
+        self.log_tiers = SeverityTiers(self.options.retention_seconds["logs"],
+                                       options.log_retention_by_severity, self.root)
         self.parts = {s: PartitionSet(self.root, s, dur) for s in SIGNALS}
+        for signal in self.log_tiers.signals:
+            self.parts.setdefault(signal, PartitionSet(self.root, signal, dur))
+        self.log_signals = self.log_tiers.signals
         self.pool = ReaderPool()
         self.series = SeriesIndex(self.root / "index.db", options.synchronous)
         self.events = EventStore(self.root / "state.db", options.synchronous)
         self.audit = AuditChain(self.root / "audit.db", options.synchronous)
         self.queue = WriteQueue(options.queue_capacity)
         self.span_reader = span_store.SpanReader(self.parts["spans"], self.pool)
-        self.log_reader = log_store.LogReader(self.parts["logs"], self.pool)
+        self.log_readers = {s: log_store.LogReader(self.parts[s], self.pool) for s in self.log_signals}
+        readers = list(self.log_readers.values())
+        self.log_reader: log_store.LogReader | TieredLogReader = (
+            readers[0] if len(readers) == 1 else TieredLogReader(readers))
         self.sample_reader = sample_store.SampleReader(self.parts["metrics"], self.pool)
         self.indexer = IndexerProcess(self.root)
+        self.archiver: Archiver | None = None
+        if options.archive_dir is not None:
+            pages = {s: reader.partition_records for s, reader in self.log_readers.items()}
+            pages["spans"] = self.span_reader.partition_spans
+            self.archiver = Archiver(Path(options.archive_dir), pages,
+                                     lambda part: self.parts[part.signal].delete_files(part))
         self._listeners: list[CommitListener] = []
         self._writer = threading.Thread(target=self._run, name="pantau-writer", daemon=True)
         self._started = False
@@ -132,6 +153,8 @@ class SQLiteStore(Store):
         if self._writer.is_alive():
             self._writer.join()
         self.indexer.stop()
+        if self.archiver is not None:
+            self.archiver.close()
         for parts in self.parts.values():
             for part in parts.list():
                 if part.state is not None:
@@ -155,7 +178,7 @@ class SQLiteStore(Store):
         conn = connect_writer(part.path, synchronous=self.options.synchronous)
         if signal == "spans":
             part.state = span_store.open_partition(conn, span_store.new_index())
-        elif signal == "logs":
+        elif is_log_signal(signal):
             part.state = log_store.open_partition(conn, part.path, log_store.new_index())
             part.extra_files = [log_store.fts_path(part.path)]
         elif signal == "metrics":
@@ -236,7 +259,11 @@ class SQLiteStore(Store):
             signal = _signal_of(batch)
             times = batch.start_ns if isinstance(batch, SpanBatch) else batch.time_ns
             for key, rows in _split(times, self.parts[signal].duration_ns):
-                groups[(signal, key)].append((i, batch, rows))
+                if isinstance(batch, LogBatch):
+                    for tier, tier_rows in self.log_tiers.split(batch.severity_number, rows):
+                        groups[(tier, key)].append((i, batch, tier_rows))
+                else:
+                    groups[(signal, key)].append((i, batch, rows))
         for (signal, key), members in groups.items():
             part = self._partition(signal, key)
             ok = self._transaction(part, lambda p=part, m=members: self._write_rows(p, m))
@@ -272,9 +299,13 @@ class SQLiteStore(Store):
         return failures
 
     def _write_rows(self, part: Partition, members) -> None:
-        module = span_store if part.signal == "spans" else log_store
+        if part.signal == "spans":
+            for _, batch, rows in members:
+                span_store.write(part.state, batch, rows)
+            return
         for _, batch, rows in members:
-            module.write(part.state, batch, rows)
+            for block, idx in log_store.write(part.state, batch, rows):
+                batch.placed.append((part.signal, part.key, block, idx))
 
     def _transaction(self, part: Partition, body) -> Exception | None:
         conn = part.state.conn
@@ -350,7 +381,7 @@ class SQLiteStore(Store):
     # --- maintenance -------------------------------------------------------------------------
 
     def _maintain(self, final: bool = False) -> None:
-        for signal in ("spans", "logs"):
+        for signal in ("spans", *self.log_signals):
             for part in self.parts[signal].list():
                 keys: TraceKeyIndex = part.state.keys
                 if keys.needs_flush:
@@ -394,11 +425,13 @@ class SQLiteStore(Store):
 
     def _apply_retention(self, now_ns: int) -> int:
         self._last_retention = time.monotonic()
-        longest = max(self.options.retention_seconds.values())
+        longest = max(*self.options.retention_seconds.values(), *map(self.log_tiers.retention_s, self.log_signals))
         self.events.drop_events_before(now_ns - longest * 1_000_000_000)
         dropped = 0
         for signal, parts in self.parts.items():
-            horizon = now_ns - self.options.retention_seconds[signal] * 1_000_000_000
+            retention_s = (self.log_tiers.retention_s(signal) if is_log_signal(signal)
+                           else self.options.retention_seconds[signal])
+            horizon = now_ns - retention_s * 1_000_000_000
             for part in parts.list():
                 if part.end_ns <= horizon:
                     parts.remove(part)
@@ -408,8 +441,11 @@ class SQLiteStore(Store):
                     self.pool.mark_dropped(part.path)
                     for extra in part.extra_files:
                         self.pool.mark_dropped(extra)
-                    parts.delete_files(part)
                     dropped += 1
+                    if self.archiver is not None and (signal in ARCHIVED_SIGNALS or is_log_signal(signal)):
+                        self.archiver.submit(part)  # deletes the files once archived
+                        continue
+                    parts.delete_files(part)
                     log.info("retention: dropped %s partition %s", signal, part.path.name)
         return dropped
 
@@ -504,7 +540,7 @@ class SQLiteStore(Store):
     def _index_lag(self) -> int:
         """Log blocks committed but not yet in the full-text index (searched by scan meanwhile)."""
         lag = 0
-        for part in self.parts["logs"].list():
+        for part in (p for s in self.log_signals for p in self.parts[s].list()):
             if part.state is None:
                 continue
             try:
@@ -517,6 +553,24 @@ class SQLiteStore(Store):
 
     def audit_chain(self) -> Iterator[AuditEntry]:
         return read_chain(self.root / "audit.db")
+
+    def set_log_templates(self, batch: LogBatch, template_ids: Sequence[str]) -> None:
+        placed = list(batch.placed)
+        if not placed:
+            return
+
+        def write() -> None:
+            for signal, key, block, rows in placed:
+                part = self.parts[signal].get(key)
+                if part is None or part.state is None:
+                    continue  # dropped by retention meanwhile
+                ids = list(template_ids) if rows is None else [template_ids[i] for i in rows]
+                self._transaction(part, lambda p=part, b=block, t=ids: log_store.write_templates(p.state, b, t))
+
+        try:
+            self.queue.put_control(write)
+        except StoreError:
+            pass  # shutting down: the records stay stored, only without their template id
 
     # --- events and state ----------------------------------------------------------------------
 
@@ -532,6 +586,9 @@ class SQLiteStore(Store):
     def put_state(self, namespace: str, key: str, value: bytes) -> None:
         self.events.put_state(namespace, key, value)
 
+    def put_states(self, namespace: str, items: dict[str, bytes | None]) -> None:
+        self.events.put_states(namespace, items)
+
     def get_state(self, namespace: str, key: str) -> bytes | None:
         return self.events.get_state(namespace, key)
 
@@ -545,9 +602,12 @@ class SQLiteStore(Store):
         s = self._stats
         s.queue_items = self.queue.held
         s.written_by_signal = dict(self._written)
-        s.bytes_by_signal = {sig: parts.size for sig, parts in self.parts.items()}
+        s.bytes_by_signal, s.partitions_by_signal = defaultdict(int), defaultdict(int)
+        for sig, parts in self.parts.items():
+            name = "logs" if is_log_signal(sig) else sig  # retention tiers count as logs
+            s.bytes_by_signal[name] += parts.size
+            s.partitions_by_signal[name] += len(parts.list())
         s.bytes_by_signal["index"] = self.series.path.stat().st_size if self.series.path.exists() else 0
-        s.partitions_by_signal = {sig: len(parts.list()) for sig, parts in self.parts.items()}
         s.log_index_lag = self._index_lag()
         return s
 
