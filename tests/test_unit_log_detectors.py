@@ -330,3 +330,62 @@ def test_brute_force_on_real_sshd_and_klogind_logs() -> None:
     print(f"real Linux logs: attacking IPs expected {len(expected)}, detected {len(detected)}")
     assert len(expected) >= 8
     assert detected == expected, (sorted(expected - detected), sorted(detected - expected))
+
+
+# --- the batch path (what the hub runs) ---------------------------------------------------
+
+
+def _batch(records: list[LogRecord]):
+    """The records as the hub receives them: one OTLP request, decoded into a LogBatch."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from pantau.otlp.decode import Limits, OtlpDecoder
+    from pantau.otlp.values import to_key_values
+
+    from .otlp_factory import kv
+
+    request = ExportLogsServiceRequest()
+    for r in records:  # one resource per record keeps the order
+        rl = request.resource_logs.add()
+        rl.resource.attributes.append(kv("service.name", r.service))
+        pb = rl.scope_logs.add().log_records.add(time_unix_nano=r.time_ns, observed_time_unix_nano=r.time_ns,
+                                                 severity_number=r.severity_number, severity_text=r.severity_text)
+        pb.body.string_value = r.body
+        to_key_values(r.attributes, pb.attributes)
+    decoder = OtlpDecoder(Limits(max_age_ns=10**20, max_future_ns=10**20))
+    return decoder.logs(request.SerializeToString()).batch
+
+
+def test_batch_path_gives_the_same_events() -> None:
+    """`observe_batch` builds only the records the prefilter flags; it must lose nothing."""
+    from pantau.otlp.convert import log_from_payload, resource_from_bytes, scope_from_bytes
+
+    records, _ = auth_stream()
+    records = sorted(records + [r for r, _ in access_stream()], key=lambda r: r.time_ns)
+    for k in range(2000):  # plain lines, and errors (a burst after a calm start)
+        records.append(rec(T0 + k * 3 * S, f"cache refreshed in {k % 50} ms for tenant t{k % 7}", "pay"))
+    for k in range(40):
+        records.append(rec(T0 + 3600 * S + k * S, f"db timeout after {k} tries", "pay", 17))
+    records.sort(key=lambda r: r.time_ns)
+
+    def decode(batch, i):
+        record = log_from_payload(batch.payload[i], batch.body[i], batch.service[i],
+                                  resource_from_bytes(batch.resources[batch.resource_ref[i]]),
+                                  scope_from_bytes(batch.scopes[batch.scope_ref[i]]))
+        record.time_ns = batch.time_ns[i]
+        return record
+
+    one_by_one, batched = DetectorSet(prefilter=False), DetectorSet()
+    assert batched._prefilter is not None, "hyperscan is a dependency on this platform"
+    expected, got, built = [], [], []
+    for start in range(0, len(records), 512):
+        batch = _batch(records[start:start + 512])
+        for i in range(len(batch)):
+            expected += one_by_one.observe(decode(batch, i))
+        got += batched.observe_batch(batch, lambda i, b=batch: built.append(i) or decode(b, i))
+    expected += one_by_one.tick(records[-1].time_ns + 3600 * S)
+    got += batched.tick(records[-1].time_ns + 3600 * S)
+    assert len(built) <= len(records) - 2000  # the plain lines were only counted
+    assert len(expected) > 20
+    key = [(e.id, e.end_ns, e.severity, e.title, e.data) for e in expected]
+    assert [(e.id, e.end_ns, e.severity, e.title, e.data) for e in got] == key

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pantau.bus import Bus
 from pantau.logs.detectors import DetectorsConfig, DetectorSet
+from pantau.logs.detectors.prefilter import DETECTOR_KEYS
 from pantau.logs.patterns import PatternConfig, PatternMiner
 from pantau.model import LogBatch, LogRecord, Resource, Scope
 from pantau.store.base import Event, Store
@@ -33,11 +33,6 @@ log = logging.getLogger("pantau.logs")
 STATE_NAMESPACE = "log_patterns"
 STATE_KEY = "miner"
 TOPIC = "log_pattern"
-
-# Attribute keys (as bytes in the OTLP encoding) that some detector reads; a record without
-# any is inspected from its body, severity and service alone, without decoding its payload.
-_DETECTOR_KEYS = re.compile(rb"url\.|http\.|audit|outcome|user|client|source\.|log\.type|event\.|net\.|role|group"
-                            rb"|target|login|auth")
 
 
 class LogsConfig(BaseModel):
@@ -156,7 +151,8 @@ class LogPatternService:
 
             resources: dict[int, Resource] = {}
             scopes: dict[int, Scope] = {}
-            for i in range(len(batch)):
+
+            def record(i: int) -> LogRecord:
                 r, s = batch.resource_ref[i], batch.scope_ref[i]
                 resource = resources.get(r)
                 if resource is None:
@@ -165,14 +161,16 @@ class LogPatternService:
                 if scope is None:
                     scope = scopes[s] = scope_from_bytes(batch.scopes[s])
                 payload = batch.payload[i]
-                if _DETECTOR_KEYS.search(payload):
-                    record = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
-                    record.time_ns = batch.time_ns[i]
-                else:  # no attribute any detector reads: skip decoding them
-                    record = LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
-                                       batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
-                                       scope=scope)
-                events += self.detectors.observe(record)
+                if DETECTOR_KEYS.search(payload):
+                    rec = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
+                    rec.time_ns = batch.time_ns[i]
+                    return rec
+                # no attribute any detector reads: skip decoding them
+                return LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
+                                 batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
+                                 scope=scope)
+
+            events += self.detectors.observe_batch(batch, record)
         self.processed_records += len(batch)
         self._emit(events)
 
