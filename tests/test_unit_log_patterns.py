@@ -58,6 +58,8 @@ def test_multiline_bodies_are_mined_by_their_first_line() -> None:
     assert a == b and miner.template_text("api", a) == "NullPointerException in request <*>"
     [pattern] = miner.patterns("api")
     assert pattern.examples[0].startswith("NullPointerException in request 17\n  at com.example")  # kept whole
+    for odd in ["", " " * 5000, "x" * 5000, "\n\n", "\u00e9t\u00e9 " * 900]:  # no crash on odd bodies
+        miner.observe("odd", odd, 2)
 
 
 def test_new_pattern_after_warmup_and_surge() -> None:

@@ -158,7 +158,8 @@ class PatternMiner:
         if len(line) > self._max_line or "\n" in line:  # a stack trace is mined by its message
             line = line.split("\n", 1)[0]
             if len(line) > self._max_line:  # cut at a space: no half token
-                line = line[: self._max_line].rsplit(None, 1)[0]
+                head = line[: self._max_line].rsplit(None, 1)
+                line = head[0] if head else ""
         masked = self._mask(line)
         cluster = svc.cache.get(masked)
         if cluster is None:
