@@ -251,6 +251,10 @@ class PatternMiner:
 
     # --- reading -----------------------------------------------------------------------
 
+    def template_count(self) -> int:
+        with self._lock:
+            return sum(len(svc.templates) for svc in self._services.values())
+
     def services(self) -> list[str]:
         with self._lock:
             return sorted(self._services)

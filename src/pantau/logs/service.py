@@ -66,6 +66,7 @@ class LogPatternService:
         self._unsubscribe: Callable[[], None] | None = None
         self.skipped_batches = 0
         self.processed_records = 0
+        self.events_emitted: dict[tuple[str, str], int] = {}  # (kind, detector or reason) -> count
 
     def _restore(self) -> PatternMiner:
         data = self.store.get_state(STATE_NAMESPACE, STATE_KEY)
@@ -184,10 +185,40 @@ class LogPatternService:
         except Exception:
             log.exception("log patterns: cannot save the miner's state")
 
+    def collector(self) -> _Collector:
+        """Self-monitoring for the hub's /metrics (register it on a prometheus_client registry)."""
+        return _Collector(self)
+
     def _emit(self, events: list[Event]) -> None:
         for event in events:
+            key = (event.kind, event.labels.get("detector") or event.labels.get("reason", ""))
+            self.events_emitted[key] = self.events_emitted.get(key, 0) + 1
             try:
                 event.id = self.store.put_event(event)
             except Exception:
                 log.exception("log patterns: cannot store event %s", event.id)
             self.bus.publish(TOPIC, event)
+
+
+class _Collector:
+    def __init__(self, service: LogPatternService) -> None:
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self.service
+        yield CounterMetricFamily("pantau_log_patterns_records", "Log records mined and inspected.",
+                                  value=s.processed_records)
+        yield CounterMetricFamily("pantau_log_patterns_skipped_batches",
+                                  "Committed log batches not mined: the miner was too far behind.",
+                                  value=s.skipped_batches)
+        yield GaugeMetricFamily("pantau_log_patterns_queue_records", "Committed log records waiting to be mined.",
+                                value=s._queued)
+        yield GaugeMetricFamily("pantau_log_patterns_templates", "Log templates known, all services.",
+                                value=s.miner.template_count())
+        events = CounterMetricFamily("pantau_log_events", "Events raised by the miner and the log detectors.",
+                                     labels=["kind", "source"])
+        for (kind, source), n in sorted(s.events_emitted.items()):
+            events.add_metric([kind, source], n)
+        yield events
