@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from pantau.logs.detectors import DetectorsConfig, DetectorSet
 from pantau.logs.detectors.injection import InjectionDetector
 from pantau.model import LogRecord
@@ -85,6 +87,12 @@ def access_stream(seed: int = 7) -> list[tuple[LogRecord, set[str]]]:
             path, _, query = target.partition("?")
             record = rec(t, "request served", **{"url.path": path, "url.query": query, "client.address": ip,
                                                  "http.request.method": "GET", "http.response.status_code": status})
+        elif i % 5 == 1:  # a JSON access log line (nginx escape=json style)
+            record = rec(t, orjson.dumps({"remote_addr": ip, "request": f"GET {target} HTTP/1.1", "status": status,
+                                          "body_bytes_sent": 512}).decode())
+        elif i % 5 == 2 and i % 3 == 0:  # a JSON access log, structured (Caddy style)
+            record = rec(t, orjson.dumps({"request": {"remote_ip": ip, "method": "GET", "uri": target},
+                                          "status": status}).decode())
         else:
             record = rec(t, clf(ip, target, status))
         labels = {label} if label else set()
@@ -94,8 +102,17 @@ def access_stream(seed: int = 7) -> list[tuple[LogRecord, set[str]]]:
     return out
 
 
+BENIGN_APP_JSON = [
+    {"msg": "user chose select all in the union dashboard", "path": "/reports/union?sort=select"},
+    {"msg": "query planned", "sql": "SELECT id FROM users WHERE id = ? UNION SELECT id FROM admins", "path": "/srv"},
+    {"event": "file read", "path": "/var/lib/app/../app/data.db"},  # a server-side path, not a request
+]
+
+
 def test_injection_precision_and_recall() -> None:
     stream = access_stream()
+    for k, fields in enumerate(BENIGN_APP_JSON * 20):  # app logs in JSON: not requests with attacks
+        stream.append((rec(T0 + k * S, orjson.dumps(fields).decode(), "app"), set()))
     inspector = InjectionDetector(DetectorsConfig().injection)
     counts = {k: {"tp": 0, "fp": 0, "fn": 0} for k in ("sql_injection", "path_traversal")}
     for record, labels in stream:

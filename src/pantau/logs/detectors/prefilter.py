@@ -17,13 +17,14 @@ import itertools
 import logging
 import re
 
-from pantau.logs.detectors import brute_force, privilege
+from pantau.logs.detectors import access, brute_force, privilege
 
 log = logging.getLogger("pantau.logs")
 
 # Caseless literals: the detectors' own cheap tests (brute force and privilege hints) ...
 _WORDS = sorted({*brute_force._FAILED_HINTS, *brute_force._SUCCEEDED_HINTS, *privilege._HINTS})
-# ... and the start of an HTTP request line, which every access-log reading needs
+# ... and the start of an HTTP request line or a JSON access log's target field, which every
+# access-log reading needs
 _REQUEST = r"(?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|CONNECT|TRACE|PROPFIND) "
 
 # Attribute keys (as bytes in the OTLP encoding) that some detector reads; a record without
@@ -43,7 +44,7 @@ class BodyPrefilter:
         except ImportError:
             log.info("hyperscan is not installed: every log record goes through the detectors")
             return None
-        patterns = [(re.escape(w), True) for w in _WORDS] + [(_REQUEST, False)]
+        patterns = [(re.escape(w), True) for w in _WORDS] + [(_REQUEST, False), (access._JSON_TARGET.pattern, False)]
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(expressions=[p.encode() for p, _ in patterns], ids=list(range(len(patterns))),
                    elements=len(patterns),
