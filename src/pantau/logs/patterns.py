@@ -15,8 +15,9 @@ Three choices, each measured on loghub-2k (see `bench/log_patterns.py`, docs/ben
   threshold (0.8) separates events that differ by one word without splitting templates that
   differ by their variables.
 * A cache from masked line to template: in steady state most lines repeat a masked form seen
-  before, and Drain's tree search is then skipped. The cache is dropped whenever any template
-  changes, so results are exactly what Drain alone would give.
+  before, and Drain's tree search is then skipped. Drain compares a line only with templates
+  of the same length, so when a template of that length changes (or a new one appears), the
+  cache of that length is dropped: results are exactly what Drain alone would give.
 
 Not thread-safe by design apart from a lock that lets readers (the API) list patterns while
 one writer observes.
@@ -111,13 +112,14 @@ class Pattern:
 
 
 class _Service:
-    __slots__ = ("cache", "drain", "first_ns", "name", "templates")
+    __slots__ = ("cache", "cached", "drain", "first_ns", "name", "templates")
 
     def __init__(self, name: str, cfg: PatternConfig, first_ns: int) -> None:
         self.name = name
         self.drain = _PantauDrain(depth=cfg.depth, sim_th=cfg.similarity, max_children=cfg.max_children,
                                   max_clusters=cfg.max_templates_per_service)
-        self.cache: dict[str, LogCluster] = {}
+        self.cache: dict[int, dict[str, LogCluster]] = {}  # token count -> masked line -> its cluster
+        self.cached = 0  # entries in all of them
         self.first_ns = first_ns
         self.templates: dict[int, TemplateStats] = {}
 
@@ -160,14 +162,27 @@ class PatternMiner:
             if len(line) > self._max_line:  # cut at a space: no half token
                 head = line[: self._max_line].rsplit(None, 1)
                 line = head[0] if head else ""
-        masked = self._mask(line)
-        cluster = svc.cache.get(masked)
+        tokens = self._mask.tokens(line)
+        masked = " ".join(tokens)
+        # Drain compares a line only with templates of its length, so a template change can only
+        # alter the outcome for lines of that length: the cache is kept per length.
+        cache = svc.cache.get(len(tokens))
+        if cache is None:
+            cache = svc.cache[len(tokens)] = {}
+        cluster = cache.get(masked)
         if cluster is None:
             cluster, change = svc.drain.add_log_message(masked)
-            if change != "none" or len(svc.cache) >= cfg.cache_size:
+            if change != "none":
+                svc.cached -= len(cache)
+                cache.clear()
+            if svc.cached >= cfg.cache_size or (  # full: Drain evicts a template, of any length
+                    change == "cluster_created" and len(svc.drain.id_to_cluster) >= cfg.max_templates_per_service):
                 svc.cache.clear()
+                svc.cached = 0
+                cache = svc.cache[len(tokens)] = {}
             if cfg.cache_size:
-                svc.cache[masked] = cluster
+                cache[masked] = cluster
+                svc.cached += 1
         else:
             cluster.size += 1
         stats = svc.templates.get(cluster.cluster_id)
