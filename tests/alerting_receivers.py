@@ -113,6 +113,7 @@ class Receiver:
                     fail = outer.fail_with
                 if fail:
                     self.send_response(fail)
+                    self.send_header("Content-Length", "20")
                     self.end_headers()
                     self.wfile.write(b"down for maintenance")
                     return
@@ -132,9 +133,11 @@ class Receiver:
                     if not problems:
                         outer.received.append(body)
                 if problems:
+                    out = json.dumps(problems).encode()
                     self.send_response(400)
+                    self.send_header("Content-Length", str(len(out)))
                     self.end_headers()
-                    self.wfile.write(json.dumps(problems).encode())
+                    self.wfile.write(out)
                     return
                 if outer.kind == "pagerduty":
                     self.send_response(202)
@@ -150,7 +153,10 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(out)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # a burst of group flushes connects at once
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -159,7 +159,10 @@ def test_receiver_down_then_back_each_notification_once(hub_factory, tmp_path: P
     time.sleep(2.5)  # two more group intervals: nothing repeats
     assert sorted(n for _, n in receiver.alerts()) == sorted(names)
     failed = hub.get("/api/pantau/notifications", status="failed", limit=1000).json()
-    assert failed and all("HTTP 503" in n["result"] for n in failed)
+    assert failed and all("HTTP 503" in n["result"] for n in failed), {n["result"] for n in failed}
+    metrics = hub.get("/metrics").text
+    assert 'pantau_alerting_notification_attempts_total{integration="webhook",outcome="sent"} 20.0' in metrics
+    assert 'pantau_alerting_alerts{state="active"} 20.0' in metrics
 
 
 def test_kill_9_before_and_after_sending(hub_factory, tmp_path: Path, receiver) -> None:
@@ -175,3 +178,47 @@ def test_kill_9_before_and_after_sending(hub_factory, tmp_path: Path, receiver) 
     third = hub_factory(config, data_dir=hub.data_dir).start()
     time.sleep(4.5)  # past group_wait and more than one group_interval
     assert receiver.alerts() == [("firing", "Crash")], third.log()
+
+
+def test_logql_and_anomaly_rules(hub_factory, tmp_path: Path, receiver) -> None:
+    from tests.otlp_factory import gauge_request, log_request
+
+    rules = """
+groups:
+- name: pantau-kinds
+  interval: 500ms
+  rules:
+  - alert: PaymentErrors
+    logql: 'sum by (service_name) (count_over_time({service_name="pay"} |= "failed" [1m])) > 3'
+    annotations: {summary: '{{ $value }} failures in a minute'}
+  - alert: Anomalous
+    anomaly: {selector: 'detector="zscore"', threshold: 0.8}
+"""
+    hub = hub_factory(_setup(tmp_path, receiver, rules=rules)).start()
+    headers = {"Content-Type": "application/x-protobuf"}
+    body = log_request(5, service="pay", body="payment {i} failed").SerializeToString()
+    assert httpx.post(f"{hub.otlp_http}/v1/logs", content=body, headers=headers).status_code == 200
+    now = time.time_ns()
+    metrics = gauge_request("pantau_anomaly_score", [(now, 0.93)], {"detector": "zscore"}, service="pay")
+    assert httpx.post(f"{hub.otlp_http}/v1/metrics", content=metrics.SerializeToString(),
+                      headers=headers).status_code == 200
+
+    def names() -> set[str]:
+        return {a["labels"]["alertname"] for a in hub.get("/api/v2/alerts").json()}
+
+    assert wait_until(lambda: names() == {"PaymentErrors", "Anomalous"}, timeout=20), hub.get("/api/v1/rules").text
+    alerts = {a["labels"]["alertname"]: a for a in hub.get("/api/v2/alerts").json()}
+    assert alerts["PaymentErrors"]["labels"]["service_name"] == "pay"
+    assert alerts["PaymentErrors"]["annotations"]["summary"] == "5 failures in a minute"
+    assert alerts["Anomalous"]["labels"]["detector"] == "zscore"
+    kinds = {r["name"]: r.get("pantauKind") for r in hub.get("/api/v1/rules").json()["data"]["groups"][0]["rules"]}
+    assert kinds == {"PaymentErrors": "logql", "Anomalous": "anomaly"}
+
+
+def test_broken_alertmanager_file_at_start_is_a_clear_error(hub_factory, tmp_path: Path) -> None:
+    (tmp_path / "am.yml").write_text("route: {receiver: nobody}\nreceivers: [{name: somebody}]\n")
+    hub = hub_factory(f"alertmanager_config: {tmp_path}/am.yml\n")
+    with pytest.raises(RuntimeError) as err:
+        hub.start()
+    assert 'undefined receiver "nobody" used in route' in str(err.value)
+    assert "am.yml" in str(err.value)

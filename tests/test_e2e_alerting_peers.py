@@ -148,3 +148,21 @@ def test_same_notifications_as_a_real_alertmanager(hub_factory, tmp_path: Path) 
             am_proc.wait(10)
         ours.close()
         theirs.close()
+
+
+def test_amtool_works_against_pantau(hub) -> None:
+    amtool = require("amtool", "prometheus-alertmanager")
+    url = f"--alertmanager.url={hub.api}"
+
+    def run(*args: str) -> str:
+        out = subprocess.run([amtool, url, *args], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    run("alert", "add", "DiskFull", "instance=db1", "--annotation=summary=disk full")
+    assert "DiskFull" in run("alert", "query") and "active" in run("alert", "query")
+    sid = run("silence", "add", "instance=db1", "-c", "maintenance", "-a", "ayu", "-d", "1h").strip()
+    assert sid in run("silence", "query")
+    assert "suppressed" in run("alert", "query", "--silenced")
+    run("silence", "expire", sid)
+    assert sid not in run("silence", "query") and sid in run("silence", "query", "--expired")

@@ -219,3 +219,73 @@ def test_flapping_alert_is_held_back(env) -> None:
         assert not svc.flaps.flapping(a.fingerprint, svc.clock.now())
 
     run(scenario())
+
+
+def test_time_intervals_templates_and_reload(tmp_path: Path) -> None:
+
+    store = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "data"))
+    store.start()
+    (tmp_path / "my.tmpl").write_text('{{ define "pantau.test" }}custom {{ .CommonLabels.alertname }}{{ end }}')
+    am = tmp_path / "am.yml"
+    # 2023-11-14 is a Tuesday; the FakeClock starts at 22:13 UTC
+    am.write_text("""
+templates: ['*.tmpl']
+route:
+  receiver: out
+  group_by: [alertname]
+  group_wait: 10s
+  group_interval: 1m
+  routes:
+  - matchers: ['team="night"']
+    receiver: out
+    active_time_intervals: [night]
+  - matchers: ['team="tuesday"']
+    receiver: out
+    mute_time_intervals: [tuesdays]
+receivers:
+- name: out
+  file_configs: [{path: out.jsonl}]
+time_intervals:
+- name: night
+  time_intervals: [{times: [{start_time: "23:00", end_time: "24:00"}]}]
+- name: tuesdays
+  time_intervals: [{weekdays: [tuesday]}]
+""")
+    svc = AlertingService(store, None, AlertingConfig(), [], str(am), clock=FakeClock())
+    svc.load()
+    out = tmp_path / "out.jsonl"
+
+    def names() -> list[str]:
+        import json
+
+        return [json.loads(line)["groupLabels"]["alertname"] for line in out.read_text().splitlines()] \
+            if out.exists() else []
+
+    async def scenario() -> None:
+        assert svc.pipeline.dispatcher.templates.render('{{ template "pantau.test" . }}',
+                                                        {"CommonLabels": {"alertname": "X"}}) == "custom X"
+        fire(svc, "AtNight", team="night")
+        fire(svc, "OnTuesday", team="tuesday")
+        fire(svc, "Always", team="day")
+        await step(svc, 11)
+        assert names() == ["Always"]  # 22:13 on a Tuesday: not night yet, muted on Tuesdays
+        for _ in range(47):  # until 23:00
+            await step(svc, 60)
+        assert sorted(names()) == ["Always", "AtNight"]
+        for _ in range(61):  # past midnight: Wednesday
+            await step(svc, 60)
+        assert sorted(names()) == ["Always", "AtNight", "OnTuesday"]
+
+        # a broken Alertmanager file is refused and the running pipeline stays
+        before = svc.pipeline
+        am.write_text(am.read_text().replace("receiver: out\n  group_by", "receiver: nobody\n  group_by"))
+        assert not svc.reload_am() and svc.pipeline is before and "undefined receiver" in svc.am_error
+        am.write_text(am.read_text().replace("receiver: nobody", "receiver: out").replace("10s", "20s"))
+        assert svc.reload_am() and svc.pipeline is not before and svc.am_error is None
+        assert svc.pipeline.route.group_wait == 20
+
+    try:
+        run(scenario())
+    finally:
+        run(svc.http.aclose())
+        store.close()

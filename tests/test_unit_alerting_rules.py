@@ -169,3 +169,44 @@ def test_rfc3339_as_go_writes_it() -> None:
     assert parse_rfc3339("0001-01-01T00:00:00Z") == 0.0
     with pytest.raises(ValueError):
         parse_rfc3339("2026-12-01T14:22:39")
+
+
+def test_anomaly_rule_fires_on_bus_events(store) -> None:
+    from pantau.bus import Bus
+    from pantau.store.base import Event
+
+    clock = FakeClock(1_800_000_000.0)
+    sent: list[Alert] = []
+    mgr = RuleManager(store, clock, sent.extend)
+    mgr.update(parse_text("""
+groups:
+- name: a
+  rules:
+  - alert: Anomaly
+    anomaly: {selector: 'service="pay"', threshold: 0.7}
+""", "a.yml", 60))
+    bus = Bus()
+    bus.subscribe("anomaly", lambda _t, p: mgr.note_anomaly(p))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "pay", "metric": "latency"}, data={"score": 0.9}))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "web"}, data={"score": 0.99}))
+    bus.publish("anomaly", Event("anomaly", 0, labels={"service": "pay", "metric": "x"}, data={"score": 0.1}))
+    [gs] = mgr.groups.values()
+    mgr.evaluate_group(gs, clock.now())
+    assert [(a.labels["service"], a.labels["metric"]) for a in sent] == [("pay", "latency")]
+
+
+def test_cli_checks_rule_and_alertmanager_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pantau.cli import app
+
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "bad.yml").write_text("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: rate(\n")
+    (tmp_path / "am.yml").write_text("route: {receiver: r}\nreceivers: [{name: r, opsgenie_configs: [{}]}]\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["alerting", "check-rules", str(tmp_path / "good.yml")])
+    assert ok.exit_code == 0 and "1 groups, 2 rules" in ok.output
+    bad = runner.invoke(app, ["alerting", "check-rules", str(tmp_path / "bad.yml")])
+    assert bad.exit_code == 1 and f"{tmp_path / 'bad.yml'}:4:" in bad.output
+    am = runner.invoke(app, ["alerting", "check-config", str(tmp_path / "am.yml")])
+    assert am.exit_code == 0 and "opsgenie_configs" in am.output

@@ -10,12 +10,14 @@ from typing import Annotated
 
 import typer
 
+from pantau.alerting import cli as alerting_cli
 from pantau.config import ConfigError, load_config
 from pantau.exporting.cli import export_app
 from pantau.logs.cli import logs_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")
+app.add_typer(alerting_cli.app, name="alerting")
 
 
 def _fail(message: str, code: int = 2) -> None:

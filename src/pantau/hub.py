@@ -190,6 +190,7 @@ class Hub:
             api.include_router(anomaly_api.create_router(store, anomaly))
             alerting = AlertingService(store, self.bus, cfg.alerting, cfg.rule_files, cfg.alertmanager_config)
             api.include_router(alerting_api.create_router(alerting))
+            self.metrics.registry.register(alerting.collector())
             otlp = otlp_http.create_app(receiver, lim.max_request_bytes)
             servers = [
                 _Server(uvicorn.Config(api, lifespan="off", log_level="warning", access_log=False,

@@ -97,6 +97,8 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.notifications_sent = 0
         self.notifications_failed = 0
+        # (integration kind, outcome) -> attempts, for /metrics
+        self.attempts: dict[tuple[str, str], int] = {}
 
     # --- input -------------------------------------------------------------------------------
 
@@ -196,9 +198,11 @@ class Dispatcher:
         resolved_in_group = {fp: a.updated_at for fp, a in ag.alerts.items() if a.resolved_at(now)}
         integrations = self.receivers.get(ag.route.receiver, [])
         pending = []
+        skipped = False
         for integ in integrations:
             if integ.id in ag.in_flight:
-                continue  # the previous send is still being retried; dedup sees the result next time
+                skipped = True  # the previous send is still being retried; dedup sees the result next time
+                continue
             entry = self.nlog.query(ag.key, integ.id)
             if not needs_update(entry, firing, resolved, integ.notifier.send_resolved, ag.route.repeat_interval, now):
                 continue
@@ -211,12 +215,14 @@ class Dispatcher:
             task = self._spawn(self._send(ag, integ, send, firing, resolved))
             if task is not None:
                 pending.append(task)
-        if not integrations or not pending:
-            self._remove_resolved(ag, resolved_in_group, all_ok=True)
+        if not pending:
+            # resolved alerts leave the group once every integration has been told (or did
+            # not need to be); one still retrying an older send keeps them for next time
+            self._remove_resolved(ag, resolved_in_group, all_ok=not skipped)
         else:
             async def cleanup() -> None:
                 results = await asyncio.gather(*pending, return_exceptions=True)
-                self._remove_resolved(ag, resolved_in_group, all(r is True for r in results))
+                self._remove_resolved(ag, resolved_in_group, not skipped and all(r is True for r in results))
 
             self._spawn(cleanup())
 
@@ -261,6 +267,10 @@ class Dispatcher:
         finally:
             ag.in_flight.discard(integ.id)
 
+    def _count(self, integ: Integration, outcome: str) -> None:
+        key = (integ.notifier.kind, outcome)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+
     async def deliver(self, integ: Integration, ctx: NotifyContext, alerts: list[Alert],
                       max_attempts: int = 0) -> bool:
         """Send with retries (exponential backoff) until it succeeds, cannot succeed (a 4xx), or
@@ -274,6 +284,7 @@ class Dispatcher:
                 result = await integ.notifier.notify(ctx, alerts)
             except NotifyError as exc:
                 self.notifications_failed += 1
+                self._count(integ, "failed")
                 self.history.notification(notification, integ, ctx, alerts, started, attempt, "failed", str(exc))
                 log.warning("notify %s (group %s) attempt %d failed: %s", integ.id, ctx.group_key, attempt, exc)
                 if not exc.retry or (max_attempts and attempt >= max_attempts):
@@ -282,9 +293,11 @@ class Dispatcher:
                 continue
             except Exception as exc:  # a notifier bug must not stop the pipeline
                 self.notifications_failed += 1
+                self._count(integ, "failed")
                 log.exception("notifier %s crashed", integ.id)
                 self.history.notification(notification, integ, ctx, alerts, started, attempt, "failed", repr(exc))
                 return False
             self.notifications_sent += 1
+            self._count(integ, "sent")
             self.history.notification(notification, integ, ctx, alerts, started, attempt, "sent", result)
             return True

@@ -334,6 +334,12 @@ class AlertingService:
         return bool(self.acks.get(a) or self.silences.mutes(a.labels, now)
                     or (d is not None and d.inhibitor.rules and d.inhibitor.inhibited_by(a)))
 
+    # --- self-monitoring -----------------------------------------------------------------------
+
+    def collector(self) -> _Collector:
+        """A prometheus_client collector for the hub's /metrics."""
+        return _Collector(self)
+
     # --- loops -------------------------------------------------------------------------------
 
     async def start(self, external_url: str | None = None) -> None:
@@ -412,3 +418,44 @@ class AlertingService:
             except Exception:
                 log.exception("alerting maintenance failed")
             await asyncio.sleep(max(0.05, self.cfg.reload_interval - (time.monotonic() - started)))
+
+
+class _Collector:
+    def __init__(self, svc: AlertingService) -> None:
+        self.svc = svc
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        svc = self.svc
+        now = svc.clock.now()
+        d = svc.pipeline.dispatcher if svc.pipeline else None
+        alerts = GaugeMetricFamily("pantau_alerting_alerts", "Alerts held, by state.", labels=["state"])
+        counts = {"active": 0, "suppressed": 0, "resolved": 0}
+        for a in svc.alerts.all():
+            if a.resolved_at(now):
+                counts["resolved"] += 1
+            elif d is not None and any(d.status(a, now)):
+                counts["suppressed"] += 1
+            else:
+                counts["active"] += 1
+        for state, n in counts.items():
+            alerts.add_metric([state], n)
+        yield alerts
+        notes = CounterMetricFamily("pantau_alerting_notification_attempts", "Notification attempts.",
+                                    labels=["integration", "outcome"])
+        for (kind, outcome), n in sorted((d.attempts if d else {}).items()):
+            notes.add_metric([kind, outcome], n)
+        yield notes
+        yield CounterMetricFamily("pantau_alerting_rule_evaluations", "Rule evaluations.",
+                                  value=svc.rules.evaluations)
+        yield CounterMetricFamily("pantau_alerting_rule_evaluation_seconds", "Time spent evaluating rule groups.",
+                                  value=svc.rules.eval_seconds)
+        failing = sum(1 for gs in svc.rules.snapshot() for rs in gs.rules if rs.health == "err")
+        yield GaugeMetricFamily("pantau_alerting_rules_failing", "Rules whose last evaluation failed.",
+                                value=failing)
+        ok = GaugeMetricFamily("pantau_alerting_config_last_reload_successful",
+                               "Whether the last reload of each kind of file succeeded.", labels=["file"])
+        ok.add_metric(["rules"], 0 if svc.rule_errors else 1)
+        ok.add_metric(["alertmanager"], 0 if svc.am_error else 1)
+        yield ok
