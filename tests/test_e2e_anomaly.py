@@ -99,8 +99,19 @@ def warmed(hub: HubProcess, at_least: int = 800) -> dict | None:
     return None
 
 
-def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory):
-    hub = hub_factory(CONFIG).start()
+ALERT_RULES = """
+groups:
+  - name: anomalies
+    interval: 1s
+    rules:
+      - alert: CheckoutLatencyAnomalous
+        anomaly: {selector: 'anomaly_watch="checkout_latency"', threshold: 0.8}
+"""
+
+
+def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory, tmp_path):
+    (tmp_path / "anomaly-rules.yml").write_text(ALERT_RULES)
+    hub = hub_factory(CONFIG + f"rule_files: ['{tmp_path}/anomaly-rules.yml']\n").start()
     write_history(hub)
     learned = wait_until(lambda: warmed(hub), timeout=20)
     assert learned, watched(hub)
@@ -113,6 +124,10 @@ def test_latency_up_then_back_gives_one_anomaly_with_reason(hub_factory):
         service.level = 0.850
         opened = wait_until(lambda: anomalies(hub, watch="checkout_latency"), timeout=20)
         assert opened, hub.log()
+        # an alerting rule on the anomaly score fires (pantau's alerting reads what the engine writes)
+        alert = wait_until(lambda: [a for a in hub.get("/api/v2/alerts").json()
+                                    if a["labels"].get("alertname") == "CheckoutLatencyAnomalous"], timeout=8)
+        assert alert and alert[0]["labels"]["job"] == "checkout", hub.get("/api/v2/alerts").json()
         time.sleep(10 - 1)
         service.level = None
         ended = wait_until(lambda: [a for a in anomalies(hub, watch="checkout_latency") if not a["open"]],
@@ -157,9 +172,15 @@ def test_business_rule_event_opens_and_ends(hub_factory):
     assert a["labels"]["anomaly_rule"] == "signing_failures"
     assert a["severity"] == "critical"
     assert a["reason"] == "signing failures 25 is above the limit of 20"
+    assert [x["id"] for x in anomalies(hub, open="true", label="job:signer", rule="signing_failures")] == [a["id"]]
+    assert anomalies(hub, label="job:other") == []
+    assert anomalies(hub, severity="warning") == []
+    assert hub.get("/api/pantau/anomalies", label="nocolon").status_code == 400
+    assert hub.get(f"/api/pantau/anomalies/{a['id']}").json()["data"]["rule"] == "signing_failures"
     write(hub, [(labels, [int(time.time() * 1000)], [1.0])])
     assert wait_until(lambda: not anomalies(hub, type="business")[0]["open"], timeout=20)
     assert anomalies(hub, type="statistical") == []
+    assert anomalies(hub, open="true") == []
 
 
 def test_restart_keeps_baselines_no_relearning(hub_factory, tmp_path):
@@ -182,3 +203,76 @@ def test_restart_keeps_baselines_no_relearning(hub_factory, tmp_path):
     opened = wait_until(lambda: anomalies(again, watch="checkout_latency"), timeout=20)
     assert opened, again.log()
     assert opened[0]["reason"].startswith("p99 latency 850 ms is ")
+
+
+SDK_CONFIG = """
+anomaly:
+  evaluation_interval: 0.5s
+  step: 1s
+  warmup: 10m
+  close_after: 3
+  default_watches: false
+  watches:
+    - name: checkout_p99
+      expr: histogram_quantile(0.99, sum by (job, le) (rate(http_server_duration_milliseconds_bucket[5s])))
+      description: p99 latency
+      unit: ms
+  detectors:
+    min_points: 10
+"""
+
+
+class SdkService(threading.Thread):
+    """A service instrumented with the OpenTelemetry SDK: an `http.server.duration` histogram
+    (ms) exported over OTLP/HTTP every half second; ~100 requests a second."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+
+        super().__init__(daemon=True)
+        reader = PeriodicExportingMetricReader(OTLPMetricExporter(f"{hub.otlp_http}/v1/metrics"),
+                                               export_interval_millis=500)
+        self.provider = MeterProvider(resource=Resource.create({"service.name": "checkout"}), metric_readers=[reader])
+        self.histogram = self.provider.get_meter("checkout").create_histogram("http.server.duration", unit="ms")
+        self.slow = False
+        self.stopped = threading.Event()
+        self.rng = np.random.default_rng(21)
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            for _ in range(10):
+                latency = 850.0 if self.slow else float(self.rng.uniform(20, 60))
+                self.histogram.record(latency, {"http.route": "/checkout", "http.method": "POST"})
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+        self.provider.shutdown()
+
+
+def test_sdk_instrumented_service_latency_anomaly(hub_factory):
+    hub = hub_factory(SDK_CONFIG).start()
+    service = SdkService(hub)
+    service.start()
+    try:
+        assert wait_until(lambda: [s for s in watched(hub) if s["watch"] == "checkout_p99" and s["points_seen"] >= 20],
+                          timeout=40), watched(hub)
+        assert anomalies(hub, watch="checkout_p99") == []
+        service.slow = True
+        opened = wait_until(lambda: anomalies(hub, watch="checkout_p99"), timeout=20)
+        assert opened, hub.log()
+        time.sleep(6)
+        service.slow = False
+        ended = wait_until(lambda: [a for a in anomalies(hub, watch="checkout_p99") if not a["open"]], timeout=40)
+        assert ended, anomalies(hub)
+    finally:
+        service.stop()
+    (a,) = anomalies(hub, watch="checkout_p99")
+    assert a["labels"]["job"] == "checkout"
+    assert a["reason"].startswith("p99 latency "), a["reason"]
+    assert " above " in a["reason"]
+    assert a["end_ns"] > a["start_ns"]

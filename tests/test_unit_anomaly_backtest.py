@@ -87,3 +87,10 @@ def test_runs_as_a_command(tmp_path):
                            "--output", str(out)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "500 rows scored" in proc.stdout
+
+
+def test_config_defaults_are_the_detector_defaults():
+    """pantau.yaml without an anomaly section runs the ensemble exactly as documented."""
+    from pantau.anomaly import EnsembleParams
+
+    assert DetectorsConfig().params() == EnsembleParams()

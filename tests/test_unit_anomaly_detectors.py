@@ -103,9 +103,9 @@ def test_weekly_season_ordinary_monday_peak_does_not_fire(only):
     monday_peaks = [w * 1008 + 8 * 6 for w in (2, 3, 4)]  # after two weeks of learning
     for start in monday_peaks:
         assert score[start - 6: start + 24].max() < 0.5, f"Monday peak of week {start // 1008 + 1} fired"
-    if only is None:  # the ensemble: nothing else fires once the weekly profile is learned
-        after_learning = score[2 * 1008:].copy()
-        after_learning[anomaly - 2 * 1008: anomaly - 2 * 1008 + 3] = 0
+    if only is None:  # the ensemble: nothing else fires once three weeks are learned
+        after_learning = score[3 * 1008:].copy()
+        after_learning[anomaly - 3 * 1008: anomaly - 3 * 1008 + 3] = 0
         assert after_learning.max() < 0.5
     i = anomaly + int(np.argmax(score[anomaly:anomaly + 3]))
     reason = scored.explain(i, "requests per second")
@@ -185,3 +185,4 @@ def test_point_by_point_equals_block(only):
     np.testing.assert_allclose([s.raw[0] for s in one], block.raw, atol=1e-6)
     np.testing.assert_allclose([s.upper[0] for s in one], block.upper, rtol=1e-9, equal_nan=True)
     assert one[-1].explain(0, "x")
+

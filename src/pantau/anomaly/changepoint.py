@@ -4,7 +4,11 @@ One unusual point moves the sums by at most `clip`; a level shift or a slow drif
 (z - k) every point, so the sum crosses `h` after a few points of a large shift or many of a
 small one. That catches what point detectors miss: changes too small to stand out one point at
 a time, and ramps the trailing window keeps following. The sums are reflected at 0 (Page's
-CUSUM), evaluated for a whole block at once with Lindley's identity.
+CUSUM), evaluated for a whole block at once with Lindley's identity (it holds for any steps).
+
+Unlike the textbook CUSUM, a point that does not push a sum also drains it by `drain`: once a
+shift is over, the sum falls back within a few points instead of (sum / k) points, so the
+anomaly it raised ends when the level returns rather than long after.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from pantau.anomaly.output import DetectorOutput
 
 @dataclass(frozen=True, slots=True)
 class CUSUMParams:
-    k: float = 1.0  # allowance: drift per point that is ignored (in robust z units)
+    k: float = 0.5  # allowance: drift per point that is ignored (in robust z units)
     h: float = 12.0  # decision level: score 0.5
     clip: float = 4.0  # largest step one point may add (one spike alone never decides)
+    drain: float = 3.0  # extra decrease per point that does not push the sum: a shift that ended is forgotten fast
 
 
 class CUSUM:
@@ -46,8 +51,11 @@ class CUSUM:
         if n == 0:
             return DetectorOutput.empty(0), np.zeros(0, dtype=np.int64)
         zc = np.clip(robust_z, -self.p.clip, self.p.clip)
-        up = reflected_walk(np.where(valid, zc - self.p.k, 0.0), self.up)
-        down = reflected_walk(np.where(valid, -zc - self.p.k, 0.0), self.down)
+        k, drain = self.p.k, self.p.drain
+        up_step = np.where(zc < k, zc - k - drain, zc - k)  # a point not pushing up drains the up-sum
+        down_step = np.where(-zc < k, -zc - k - drain, -zc - k)
+        up = reflected_walk(np.where(valid, up_step, 0.0), self.up)
+        down = reflected_walk(np.where(valid, down_step, 0.0), self.down)
         z = np.where(up >= down, up, -down)
         up_since = _since(t_ms, up, self.up_since)
         down_since = _since(t_ms, down, self.down_since)
@@ -61,8 +69,10 @@ class CUSUM:
         """(score, signed sum, excursion start) of one point."""
         p = self.p
         zc = min(max(robust_z, -p.clip), p.clip)
-        up = max(0.0, self.up + (zc - p.k if valid else 0.0))
-        down = max(0.0, self.down + (-zc - p.k if valid else 0.0))
+        up_step = zc - p.k - (p.drain if zc < p.k else 0.0)
+        down_step = -zc - p.k - (p.drain if -zc < p.k else 0.0)
+        up = max(0.0, self.up + (up_step if valid else 0.0))
+        down = max(0.0, self.down + (down_step if valid else 0.0))
         if up <= 0.0:
             self.up_since = t_ms
         if down <= 0.0:

@@ -4,7 +4,6 @@ settings and the business rules. Unknown keys are errors, as everywhere in panta
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,16 +46,22 @@ class EWMAConfig(_Band):
 
 
 class CUSUMConfig(_Strict):
-    k: float = Field(1.0, ge=0, description="allowance per point (robust z units)")
+    k: float = Field(0.5, ge=0, description="allowance per point (robust z units)")
     h: float = Field(12.0, gt=0, description="decision level (score 0.5)")
     clip: float = Field(4.0, gt=0, description="largest step one point may add")
+    drain: float = Field(3.0, ge=0, description="extra decrease per point that does not push the sum (a shift "
+                         "that ended is forgotten fast, so its anomaly ends)")
 
 
 class SeasonalConfig(_Band):
-    week_beta: float = Field(0.3, gt=0, le=1, description="weight of the newest week in an hour-of-week slot")
-    day_beta: float = Field(0.1, gt=0, le=1, description="weight of the newest day in an hour-of-day slot")
+    z_min: float = Field(2.5, gt=0, description="standard deviations from the usual level where scoring starts")
+    z_half: float = Field(5.0, gt=0, description="standard deviations at which the score is 0.5")
+    week_beta: float = Field(0.5, gt=0, le=1, description="weight of the newest week in an hour-of-week slot")
+    day_beta: float = Field(0.2, gt=0, le=1, description="weight of the newest day in an hour-of-day slot")
     min_weeks: int = Field(2, ge=1, description="observations before an hour-of-week slot is trusted")
-    min_days: int = Field(3, ge=1, description="observations before an hour-of-day slot is trusted")
+    min_days: int = Field(2, ge=1, description="observations before an hour-of-day slot is trusted")
+    pool: float = Field(0.0, ge=0, le=1, description="a slot's variance is at least this share of its "
+                        "neighbourhood's (few weeks are too few to estimate one hour's spread alone)")
 
 
 class DetectorsConfig(_Strict):
@@ -64,6 +69,8 @@ class DetectorsConfig(_Strict):
     min_points: int = Field(24, ge=2, description="points before any score")
     refractory: int = Field(200, ge=0, description="points the onset score stays 0 after an onset")
     seasonal_gate: bool = Field(True, description="a value usual for its hour of the week is not anomalous")
+    seasonal_alone: float = Field(0.999, gt=0, le=1, description="seasonal score at which a value is anomalous "
+                                  "even inside the recent range (~10 standard deviations from its hour's level)")
     weights: dict[str, float] = Field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     robust_z: RobustZConfig = RobustZConfig()
@@ -85,7 +92,8 @@ class DetectorsConfig(_Strict):
     def params(self, only: str | None = None) -> EnsembleParams:
         return EnsembleParams(
             window=self.window, min_points=self.min_points, refractory=self.refractory,
-            seasonal_gate=self.seasonal_gate, weights=dict(self.weights), only=only,
+            seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
+            only=only,
             robust_z=RobustZParams(**self.robust_z.model_dump()),
             iqr=IQRParams(**self.iqr.model_dump()),
             ewma=EWMAParams(**self.ewma.model_dump(), min_points=self.min_points),
@@ -166,7 +174,6 @@ class AnomalyConfig(_Strict):
     rules: list[dict] = Field(default_factory=list, description="business rules (see pantau.anomaly.rules)")
     checkpoint_interval: Duration = Field(60.0, description="how often learned state is saved")
     history_points: int = Field(720, ge=10, description="points of the series and band the API returns")
-    timezone: Literal["UTC"] = "UTC"
 
     @model_validator(mode="after")
     def _check(self) -> AnomalyConfig:

@@ -78,6 +78,7 @@ class SeriesState:
     last_value: float = float("nan")
     outputs: tuple[SampleBatch, list[int]] | None = None  # the score series' refs in a write batch
     output_keys: list[tuple[Labels, str]] | None = None  # the score series' label sets and keys
+    last_stamp: int = -1  # timestamp of the last raw sample fed (plain selectors)
 
     def to_bytes(self) -> bytes:
         model = self.model.to_bytes()
@@ -111,6 +112,23 @@ class EvalStats:
     seconds: float = 0.0
 
 
+def _fresh(vec, rows, last_stamps: np.ndarray) -> np.ndarray:
+    """Steps of result rows that bring a new value. A plain selector repeats a series' last
+    sample at every step of the 5-minute lookback: fed to the detectors, those copies would
+    look like a flat line (MAD 0) or a sustained shift. Computed expressions (rates, quantiles)
+    have no sample timestamps and are new at every step. `last_stamps`: per row, the stamp of
+    the sample fed last (-1: none)."""
+    present = vec.present[rows]
+    if vec.stamps is None:
+        return present
+    stamps = vec.stamps[rows]
+    prev = np.concatenate([last_stamps[:, None], stamps[:, :-1]], axis=1)
+    # a step whose sample is the previous step's sample is a copy (absent steps do not count)
+    new = stamps != prev
+    new[:, 1:] |= ~present[:, :-1]
+    return present & new
+
+
 class AnomalyEngine:
     def __init__(self, store: Store, bus: Bus | None, config: AnomalyConfig,
                  clock: Callable[[], float] = time.time) -> None:
@@ -131,6 +149,7 @@ class AnomalyEngine:
         self._task: asyncio.Task | None = None
         self._last_checkpoint = 0.0
         self._loaded = False
+        self._keys: dict[tuple[str, Labels], str] = {}  # (watch, labels) -> state key
 
     # --- persistence -----------------------------------------------------------------------
     def load(self) -> None:
@@ -216,7 +235,9 @@ class AnomalyEngine:
             # a series appearing now learns from what is stored before it is judged
             history = self.promql.range(watch.expr, start - warmup_ms, start - step, step, max_resolution_ms=0)
             history_rows = {series_key(lab): i for i, lab in enumerate(history.labels)}
-        for i, labels in enumerate(result.labels):
+        single: list[tuple[SeriesState, float]] = []
+        states: list[SeriesState] = []
+        for labels in result.labels:
             key = self._key(watch, labels)
             st = self.series.get(key)
             if st is None:
@@ -224,37 +245,59 @@ class AnomalyEngine:
                 if history is not None:
                     row = history_rows.get(series_key(labels))
                     if row is not None:
-                        hmask = history.present[row]
+                        hmask = _fresh(history, [row], np.array([-1]))[0]
                         hsteps = np.arange(start - warmup_ms, start, step, dtype=np.int64)[: len(hmask)]
                         if hmask.any():
                             st.model.score(hsteps[hmask], history.values[row][hmask])
                             st.source = "history"
                 elif last is None:
                     st.source = "history"
-            if len(steps) == 1:  # the usual evaluation: one new step, no array work
-                if not result.present[i, 0] or int(steps[0]) <= st.model.last_t:
-                    continue
-                scored = st.model.score_point(int(steps[0]), float(result.values[i, 0]))
-                t = steps
-            else:
-                present = result.present[i]
-                t = steps[present]
-                x = result.values[i][present]
-                keep = t > st.model.last_t
-                t, x = t[keep], x[keep]
-                if not len(t):
-                    continue
-                scored = st.model.score(t, x)
+            states.append(st)
+        fresh = _fresh(result, slice(None), np.array([st.last_stamp for st in states], dtype=np.int64))
+        if result.stamps is not None and len(states):
+            # the stamp of each row's last fresh step
+            cols = np.where(fresh, np.arange(len(steps))[None, :], -1).max(axis=1)
+            for st, c, stamp in zip(states, cols.tolist(), result.stamps[np.arange(len(states)), np.maximum(cols, 0)]
+                                    .tolist(), strict=True):
+                if c >= 0:
+                    st.last_stamp = stamp
+        one_step = len(steps) == 1
+        t_first = int(steps[0]) if len(steps) else 0
+        for i, st in enumerate(states):
+            present = fresh[i]
+            if one_step:  # the usual evaluation: one new step per series, scored with scalar arithmetic
+                if present[0] and t_first > st.model.last_t:
+                    single.append((st, float(result.values[i, 0])))
+                continue
+            t = steps[present]
+            x = result.values[i][present]
+            keep = t > st.model.last_t
+            t, x = t[keep], x[keep]
+            if not len(t):
+                continue
+            scored = st.model.score(t, x)
             st.dirty = True
             stats.series += 1
             stats.points += len(t)
             live = t >= live_from
             if live.any():
                 self._judge(watch, st, scored, live, batch, stats)
+        if single:
+            live = np.array([t_first >= live_from])
+            for st, x in single:
+                scored = st.model.score_point(t_first, x)
+                st.dirty = True
+                if live[0]:
+                    self._judge(watch, st, scored, live, batch, stats)
+            stats.series += len(single)
+            stats.points += len(single)
         self.watch_last[watch.name] = end
 
     def _key(self, watch: WatchConfig, labels: Labels) -> str:
-        return f"{watch.name}|{series_key(labels)}"
+        key = self._keys.get((watch.name, labels))
+        if key is None:
+            key = self._keys[(watch.name, labels)] = f"{watch.name}|{series_key(labels)}"
+        return key
 
     def _judge(self, watch: WatchConfig, st: SeriesState, scored: Scored, live: np.ndarray,
                batch: SampleBatch, stats: EvalStats) -> None:
@@ -287,7 +330,7 @@ class AnomalyEngine:
             if s < cfg.close_threshold:
                 ev.below += 1
                 if ev.below >= cfg.close_after:
-                    self._close(watch, st, t)
+                    self._close(watch, st, t, s)
                     stats.closed += 1
             else:
                 ev.below = 0
@@ -317,7 +360,7 @@ class AnomalyEngine:
         st.open = OpenEvent(eid, t, data["score"])
         self._publish("open", event)
 
-    def _close(self, watch: WatchConfig, st: SeriesState, t: int) -> None:
+    def _close(self, watch: WatchConfig, st: SeriesState, t: int, score: float) -> None:
         ev = st.open
         st.open = None
         if ev is None:
@@ -329,15 +372,20 @@ class AnomalyEngine:
         event.data["max_score"] = max(ev.max_score, event.data.get("max_score", 0.0))
         if ev.max_score >= 0.9:
             event.severity = "critical"
+        event.data["end_score"] = score
         self.store.put_event(event)
-        self._publish("resolved", event)
+        self._publish("resolved", event, score)
 
-    def _publish(self, status: str, event: Event) -> None:
+    def _publish(self, status: str, event: Event, score: float | None = None) -> None:
+        """On the bus: `status` open or resolved, the event's fields, and in `data.score` the
+        score now (the peak stays in `data.max_score`), so a subscriber that reacts to high
+        scores is not re-triggered by the end of an anomaly."""
         if self.bus is not None:
+            data = dict(event.data) if score is None else {**event.data, "score": score}
             self.bus.publish("anomaly", {"status": status, "id": event.id, "kind": event.kind,
                                          "start_ns": event.start_ns, "end_ns": event.end_ns,
                                          "severity": event.severity, "title": event.title,
-                                         "labels": dict(event.labels), "data": event.data})
+                                         "labels": dict(event.labels), "data": data})
 
     # --- business rules --------------------------------------------------------------------
     def _evaluate_rules(self, end: int, stats: EvalStats) -> None:
@@ -404,7 +452,7 @@ class AnomalyEngine:
                     if event is not None:
                         event.end_ns = end * 1_000_000
                         self.store.put_event(event)
-                        self._publish("resolved", event)
+                        self._publish("resolved", event, 0.0)
                     stats.closed += 1
 
     def _open_reason(self, watch: str) -> str:

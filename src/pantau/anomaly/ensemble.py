@@ -5,7 +5,9 @@ Combination. The point detectors (robust z-score, IQR fences, EWMA, CUSUM) are c
 noisy OR, 1 - prod(1 - w_i * s_i): one confident detector is enough, and several half-sure ones
 add up. Where the seasonal profile is trusted for the point's hour, the result is capped by the
 seasonal score: a value that is usual for a Monday 09:00 is not an anomaly however far it is
-from the weekend's values the trailing window holds.
+from the weekend's values the trailing window holds. The other way round, a value extremely
+unusual for its hour (`seasonal_alone`) is an anomaly even inside the recent range (a day that
+stays flat where it always peaks). On NAB the cap is what helps most (see docs/benchmarks.md).
 
 Alerting on the onset. An anomaly is one event, not one alarm per point: after a point scores
 above `refractory_level`, later points of the same excursion are damped for `refractory` points
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +49,9 @@ class EnsembleParams:
     weights: dict[str, float] = field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     seasonal_gate: bool = True
+    # ... and a value this unusual for its hour (seasonal score, ~10 standard deviations) is an
+    # anomaly even inside the recent range: a day that stays flat where it always peaks
+    seasonal_alone: float = 0.999
     refractory: int = 200  # points damped after an onset (0: off)
     refractory_level: float = 0.5
     only: str | None = None  # one detector alone (backtesting a single detector)
@@ -66,7 +72,7 @@ class Scored:
     x: np.ndarray
     score: np.ndarray  # the onset score: damped for `refractory` points after an onset
     raw: np.ndarray  # the same before damping: how anomalous each point is
-    detectors: dict[str, DetectorOutput]
+    detectors: Mapping[str, DetectorOutput]
     seasonal_kind: np.ndarray  # 1 weekly profile trusted, 2 daily, 0 none
     cusum_since: np.ndarray
     window_count: np.ndarray
@@ -91,7 +97,17 @@ class Scored:
         return best
 
     def explain(self, i: int, what: str = "value", unit: str = "") -> str:
+        """The reason, from the detector that explains point i best; when the seasonal profile
+        is trusted and another detector spoke, the usual level for the hour is added."""
         name = self.main_detector(i)
+        reason = self._explain(name, i, what, unit)
+        seasonal = self.detectors.get("seasonal")
+        if name != "seasonal" and seasonal is not None and self.seasonal_kind[i]:
+            slot = slot_name(int(self.t_ms[i]), self.seasonal_kind[i] == 1)
+            reason += f"; usual for {slot}: {fmt_value(float(seasonal.expected[i]), unit)}"
+        return reason
+
+    def _explain(self, name: str, i: int, what: str, unit: str) -> str:
         out = self.detectors[name]
         x, z = float(self.x[i]), float(out.z[i])
         v = fmt_value(x, unit)
@@ -114,6 +130,31 @@ class Scored:
         ref = f" against a recent median of {fmt_value(float(base.expected[i]), unit)}" if base is not None else ""
         return (f"{what} has shifted {side} since {fmt_time(int(self.cusum_since[i]))}: now {v}{ref} "
                 f"(CUSUM {abs(z):.1f})")
+
+
+class _PointOutputs(Mapping):
+    """The detectors' outputs for one point, built only when asked for (explaining an anomaly):
+    the hub scores every series at every evaluation and explains a few."""
+
+    def __init__(self, flat: np.ndarray, names: list[str]) -> None:
+        self._flat, self._names = flat, names
+        self._built: dict[str, DetectorOutput] | None = None
+
+    def _outputs(self) -> dict[str, DetectorOutput]:
+        if self._built is None:
+            arr = self._flat
+            self._built = {k: DetectorOutput(*(arr[6 + 5 * j + f: 7 + 5 * j + f] for f in range(5)))
+                           for j, k in enumerate(self._names)}
+        return self._built
+
+    def __getitem__(self, key: str) -> DetectorOutput:
+        return self._outputs()[key]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Ensemble:
@@ -164,7 +205,9 @@ class Ensemble:
                 keep *= 1.0 - w.get(name, 0.0) * outs[name].score
             score = 1.0 - keep
             if self.p.seasonal_gate and w.get("seasonal", 0.0) > 0:
-                score = np.where(kind > 0, np.minimum(score, outs["seasonal"].score), score)
+                seas = outs["seasonal"].score
+                score = np.where(kind > 0, np.minimum(score, seas), score)
+                score = np.where((kind > 0) & (seas >= self.p.seasonal_alone), np.maximum(score, seas), score)
         score = np.clip(score, 0.0, 1.0)
         raw = score
         if self.p.refractory:
@@ -180,7 +223,7 @@ class Ensemble:
         return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
 
     def score_point(self, t: int, x: float) -> Scored:
-        """`score` of one point given as plain numbers."""
+        """`score` of one point given as plain numbers (the hub's streaming path)."""
         if not math.isfinite(x):
             return self.score(np.array([t], dtype=np.int64), np.array([x]))
         return self._score_one(t, x)
@@ -210,7 +253,10 @@ class Ensemble:
                 keep *= 1.0 - w.get(name, 0.0) * scores[name]
             score = 1.0 - keep
             if p.seasonal_gate and w.get("seasonal", 0.0) > 0 and kind > 0:
-                score = min(score, scores["seasonal"])
+                seas = scores["seasonal"]
+                score = min(score, seas)
+                if seas >= p.seasonal_alone:
+                    score = max(score, seas)
         score = min(max(score, 0.0), 1.0)
         raw = score
         if p.refractory:
@@ -230,10 +276,7 @@ class Ensemble:
             v = parts[k]
             flat += (scores[k], v[1], v[2], v[3], v[4])
         arr = np.array(flat)
-        outs = {}
-        for j, k in enumerate(names):
-            b = 6 + 5 * j
-            outs[k] = DetectorOutput(*(arr[b + f:b + f + 1] for f in range(5)))
+        outs = _PointOutputs(arr, names)
         ints = np.array([t, kind, since, min(count, p.window)], dtype=np.int64)
         return Scored(ints[0:1], arr[2:3], arr[0:1], arr[1:2], outs, ints[1:2], ints[2:3], ints[3:4],
                       arr[3:4], arr[4:5], arr[5:6])

@@ -138,6 +138,7 @@ class ProfileResult:
     tp: int
     fp: int
     fn: int
+    fp_by_category: dict[str, int]
 
 
 def score_corpus(corpus: list[LabelledFile], scores: dict[str, np.ndarray]) -> list[ProfileResult]:
@@ -164,15 +165,19 @@ def score_corpus(corpus: list[LabelledFile], scores: dict[str, np.ndarray]) -> l
                   for k, v in sorted(cats.items())}
         thr = float(thresholds[best])
         tp = fp = fn = 0
+        fp_cat: dict[str, int] = {}
         for f in corpus:
             s = scores[f.name]
             scorable = np.arange(len(s)) >= f.probation
             det = scorable & (s >= thr)
-            fp += int((det & (f.window < 0)).sum())
+            n_fp = int((det & (f.window < 0)).sum())
+            fp += n_fp
+            fp_cat[f.category] = fp_cat.get(f.category, 0) + n_fp
             for w in range(f.n_windows):
                 if (det & (f.window == w)).any():
                     tp += 1
                 else:
                     fn += 1
-        results.append(ProfileResult(profile, 100 * (total[best] - null) / (perfect - null), thr, by_cat, tp, fp, fn))
+        results.append(ProfileResult(profile, 100 * (total[best] - null) / (perfect - null), thr, by_cat, tp, fp, fn,
+                                     fp_cat))
     return results

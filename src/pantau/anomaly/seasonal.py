@@ -38,14 +38,15 @@ def slot_name(t_ms: int, weekly: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SeasonalParams:
-    week_beta: float = 0.3  # weight of the newest week in an hour-of-week slot
-    day_beta: float = 0.1  # weight of the newest day in an hour-of-day slot
+    week_beta: float = 0.5  # weight of the newest week in an hour-of-week slot
+    day_beta: float = 0.2  # weight of the newest day in an hour-of-day slot
     min_weeks: int = 2
-    min_days: int = 3
-    z_min: float = 3.0
-    z_half: float = 6.0
+    min_days: int = 2
+    z_min: float = 2.5
+    z_half: float = 5.0
     rel_floor: float = 0.01
     abs_floor: float = 1e-9
+    pool: float = 0.0  # a slot's variance is at least this share of its neighbourhood's
 
 
 class Seasonal:
@@ -113,11 +114,11 @@ class Seasonal:
             hod = how % 24
             if wn[how] >= p.min_weeks:
                 exp_run.append(wm[how])
-                sd_run.append(_pooled_sd(wv, wn, how, WEEK_HOURS))
+                sd_run.append(_pooled_sd(wv, wn, how, WEEK_HOURS, p.pool))
                 kind_run.append(1)
             elif dn[hod] >= p.min_days:
                 exp_run.append(dm[hod])
-                sd_run.append(_pooled_sd(dv, dn, hod, 24))
+                sd_run.append(_pooled_sd(dv, dn, hod, 24, p.pool))
                 kind_run.append(2)
             else:
                 exp_run.append(nan)
@@ -147,9 +148,9 @@ class Seasonal:
         wm, wv, wn = self.week
         dm, dv, dn = self.day
         if wn[how] >= p.min_weeks:
-            expected, sd, kind = wm[how], _pooled_sd(wv, wn, how, WEEK_HOURS), 1
+            expected, sd, kind = wm[how], _pooled_sd(wv, wn, how, WEEK_HOURS, p.pool), 1
         elif dn[hod] >= p.min_days:
-            expected, sd, kind = dm[hod], _pooled_sd(dv, dn, hod, 24), 2
+            expected, sd, kind = dm[hod], _pooled_sd(dv, dn, hod, 24, p.pool), 2
         else:
             kind = 0
         acc = self.acc
@@ -165,7 +166,7 @@ class Seasonal:
         return (squash_one(z, p.z_min, p.z_half), z, expected, expected - half, expected + half), kind
 
 
-def _pooled_sd(var: list[float], obs: list[float], slot: int, slots: int) -> float:
+def _pooled_sd(var: list[float], obs: list[float], slot: int, slots: int, pool: float) -> float:
     """The slot's spread, at least half the average of it and its neighbours': two or three
     weeks of one hour are too few to estimate a variance alone, and neighbouring hours are alike."""
     own = var[slot]
@@ -175,4 +176,4 @@ def _pooled_sd(var: list[float], obs: list[float], slot: int, slots: int) -> flo
         total, k = total + var[lo], k + 1
     if obs[hi] > 0:
         total, k = total + var[hi], k + 1
-    return max(own, 0.5 * total / k) ** 0.5
+    return max(own, pool * total / k) ** 0.5

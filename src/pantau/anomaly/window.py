@@ -76,14 +76,15 @@ class TrailingWindow:
     def stats_one(self, x: float) -> tuple[float, float, float, float, int]:
         """`stats` for a single point, without building block arrays (the hub's streaming path):
         (median, mad, q1, q3, count), NaN while learning."""
-        hist = self.values
-        h = len(hist)
+        h = len(self.values)
         if h >= self.min_points:
             # the same arithmetic as _fill on one row, on Python floats
-            srt = np.sort(hist).astype(np.float64)
+            srt = np.sort(self.values).astype(np.float64)
             mid = h // 2
             med = float(srt[mid]) if h % 2 else 0.5 * (float(srt[mid - 1]) + float(srt[mid]))
-            dev = np.sort(np.abs(srt - med))
+            dev = srt - med
+            np.abs(dev, out=dev)
+            dev.sort()
             mad = float(dev[mid]) if h % 2 else 0.5 * (float(dev[mid - 1]) + float(dev[mid]))
             pos1, pos3 = 0.25 * (h - 1), 0.75 * (h - 1)
             lo1, lo3 = int(pos1), int(pos3)
@@ -95,12 +96,17 @@ class TrailingWindow:
         else:
             nan = float("nan")
             res = (nan, nan, nan, nan, h)
-        if h < self.size:
+        self.push(x)
+        return res
+
+    def push(self, x: float) -> None:
+        """Append one value (after its statistics were taken)."""
+        hist = self.values
+        if len(hist) < self.size:
             self.values = np.append(hist, np.float32(x))
         else:
             hist[:-1] = hist[1:]
             hist[-1] = x
-        return res
 
     @staticmethod
     def _fill_growing(out: WindowStats, rows: np.ndarray, counts: np.ndarray, head: np.ndarray) -> None:
@@ -138,8 +144,11 @@ class TrailingWindow:
         srt = np.sort(windows, axis=1)
         mid = m // 2
         med = srt[:, mid] if m % 2 else 0.5 * (srt[:, mid - 1] + srt[:, mid])
-        # np.sort is vectorised (SIMD) where np.partition is not: sorting is the faster median
-        dev = np.sort(np.abs(windows - med[:, None]), axis=1)
+        # np.sort is vectorised (SIMD) where np.partition is not: sorting is the faster median;
+        # deviations from the sorted copy (contiguous), in place
+        dev = srt - med[:, None]
+        np.abs(dev, out=dev)
+        dev.sort(axis=1)
         mad = dev[:, mid] if m % 2 else 0.5 * (dev[:, mid - 1] + dev[:, mid])
         pos1, pos3 = 0.25 * (m - 1), 0.75 * (m - 1)
         lo1, lo3 = int(pos1), int(pos3)
@@ -149,3 +158,4 @@ class TrailingWindow:
         out.mad[where] = mad
         out.q1[where] = srt[:, lo1] * (1 - f1) + srt[:, hi1] * f1
         out.q3[where] = srt[:, lo3] * (1 - f3) + srt[:, hi3] * f3
+
