@@ -94,6 +94,11 @@ def test_patterns_and_detections_over_otlp(hub_factory) -> None:
     assert sqli["labels"]["source_ip"] == "203.0.113.9" and sqli["severity"] == "critical"  # answered 200
     assert "union select null,password from users" in sqli["data"]["samples"][0]["normalised"]
 
+    metrics = hub.get("/metrics").text
+    assert 'pantau_log_events_total{kind="security",source="brute_force"}' in metrics
+    assert "pantau_log_patterns_records_total 90.0" in metrics  # 78 shop + 12 sshd lines
+    assert "pantau_log_patterns_skipped_batches_total 0.0" in metrics
+
     assert hub.stop() == 0
     again = HubProcess(hub.data_dir)
     again.start()

@@ -122,6 +122,9 @@ def test_two_services_one_trace(hub: HubProcess, services: tuple[App, App]) -> N
         # the same trace through the Jaeger API
         jaeger = hub.get(f"/api/traces/{trace_id}").json()["data"][0]
         assert {p["serviceName"] for p in jaeger["processes"].values()} == {"document-service", "ledger-service"}
+        j_server = next(s for s in jaeger["spans"] if s["spanID"] == server["span_id"])
+        assert j_server["references"] == [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": client["span_id"]}]
+        assert jaeger["processes"][j_server["processID"]]["serviceName"] == "ledger-service"
 
         # logs of both services, correlated, redacted
         def logs(tid: str = trace_id) -> list[dict] | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 
+import orjson
+
 from pantau.logs.detectors import DetectorsConfig, DetectorSet
 from pantau.logs.detectors.injection import InjectionDetector
 from pantau.model import LogRecord
@@ -85,6 +87,12 @@ def access_stream(seed: int = 7) -> list[tuple[LogRecord, set[str]]]:
             path, _, query = target.partition("?")
             record = rec(t, "request served", **{"url.path": path, "url.query": query, "client.address": ip,
                                                  "http.request.method": "GET", "http.response.status_code": status})
+        elif i % 5 == 1:  # a JSON access log line (nginx escape=json style)
+            record = rec(t, orjson.dumps({"remote_addr": ip, "request": f"GET {target} HTTP/1.1", "status": status,
+                                          "body_bytes_sent": 512}).decode())
+        elif i % 5 == 2 and i % 3 == 0:  # a JSON access log, structured (Caddy style)
+            record = rec(t, orjson.dumps({"request": {"remote_ip": ip, "method": "GET", "uri": target},
+                                          "status": status}).decode())
         else:
             record = rec(t, clf(ip, target, status))
         labels = {label} if label else set()
@@ -94,8 +102,17 @@ def access_stream(seed: int = 7) -> list[tuple[LogRecord, set[str]]]:
     return out
 
 
+BENIGN_APP_JSON = [
+    {"msg": "user chose select all in the union dashboard", "path": "/reports/union?sort=select"},
+    {"msg": "query planned", "sql": "SELECT id FROM users WHERE id = ? UNION SELECT id FROM admins", "path": "/srv"},
+    {"event": "file read", "path": "/var/lib/app/../app/data.db"},  # a server-side path, not a request
+]
+
+
 def test_injection_precision_and_recall() -> None:
     stream = access_stream()
+    for k, fields in enumerate(BENIGN_APP_JSON * 20):  # app logs in JSON: not requests with attacks
+        stream.append((rec(T0 + k * S, orjson.dumps(fields).decode(), "app"), set()))
     inspector = InjectionDetector(DetectorsConfig().injection)
     counts = {k: {"tp": 0, "fp": 0, "fn": 0} for k in ("sql_injection", "path_traversal")}
     for record, labels in stream:
@@ -291,3 +308,101 @@ def test_detectors_can_be_disabled() -> None:
     for k in range(3):
         events += detectors.observe(rec(T0 + k * S, f"Failed password for root from 1.2.3.4 port {k} ssh2"))
     assert {e.labels.get("actor") or e.labels.get("source_ip") for e in events} == {"root", "1.2.3.4"}
+
+
+# --- real logs ---------------------------------------------------------------------------
+
+
+def test_brute_force_on_real_sshd_and_klogind_logs() -> None:
+    """loghub's Linux sample holds real attacks (2005, not anonymised). The expected set is
+    computed here independently: per source IP, the times of lines naming it after
+    "authentication failure ... rhost=" or "Authentication failed from"; an IP is attacked if
+    10 of them fall within 5 minutes."""
+    import datetime
+    import re
+
+    from .datasets import dataset
+
+    path = dataset("loghub2k") / "Linux" / "Linux_2k.log"
+    header = re.compile(r"^(\w{3})\s+(\d+) (\d\d:\d\d:\d\d) \S+ ([^:\[(]+)\S*: (.*)$")
+    failure_ip = re.compile(r"authentication failure;.* rhost=(\S+)|Authentication failed from (\S+)")
+    detectors = DetectorSet()
+    events = []
+    times: dict[str, list[int]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = header.match(line)
+        if not m:
+            continue
+        when = datetime.datetime.strptime(f"2005 {m[1]} {m[2]} {m[3]}", "%Y %b %d %H:%M:%S")
+        t = int(when.replace(tzinfo=datetime.UTC).timestamp()) * S
+        events += detectors.observe(rec(t, m[5], service=m[4]))
+        events += detectors.tick(t)
+        f = failure_ip.search(m[5])
+        if f:
+            times.setdefault(f[1] or f[2], []).append(t)
+    expected = {ip for ip, ts in times.items()
+                if any(sum(1 for u in ts if s <= u < s + 300 * S) >= 10 for s in ts)}
+    detected = {e.labels["source_ip"] for e in events
+                if e.labels.get("detector") == "brute_force" and "source_ip" in e.labels}
+    print(f"real Linux logs: attacking IPs expected {len(expected)}, detected {len(detected)}")
+    assert len(expected) >= 8
+    assert detected == expected, (sorted(expected - detected), sorted(detected - expected))
+
+
+# --- the batch path (what the hub runs) ---------------------------------------------------
+
+
+def _batch(records: list[LogRecord]):
+    """The records as the hub receives them: one OTLP request, decoded into a LogBatch."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from pantau.otlp.decode import Limits, OtlpDecoder
+    from pantau.otlp.values import to_key_values
+
+    from .otlp_factory import kv
+
+    request = ExportLogsServiceRequest()
+    for r in records:  # one resource per record keeps the order
+        rl = request.resource_logs.add()
+        rl.resource.attributes.append(kv("service.name", r.service))
+        pb = rl.scope_logs.add().log_records.add(time_unix_nano=r.time_ns, observed_time_unix_nano=r.time_ns,
+                                                 severity_number=r.severity_number, severity_text=r.severity_text)
+        pb.body.string_value = r.body
+        to_key_values(r.attributes, pb.attributes)
+    decoder = OtlpDecoder(Limits(max_age_ns=10**20, max_future_ns=10**20))
+    return decoder.logs(request.SerializeToString()).batch
+
+
+def test_batch_path_gives_the_same_events() -> None:
+    """`observe_batch` builds only the records the prefilter flags; it must lose nothing."""
+    from pantau.otlp.convert import log_from_payload, resource_from_bytes, scope_from_bytes
+
+    records, _ = auth_stream()
+    records = sorted(records + [r for r, _ in access_stream()], key=lambda r: r.time_ns)
+    for k in range(2000):  # plain lines, and errors (a burst after a calm start)
+        records.append(rec(T0 + k * 3 * S, f"cache refreshed in {k % 50} ms for tenant t{k % 7}", "pay"))
+    for k in range(40):
+        records.append(rec(T0 + 3600 * S + k * S, f"db timeout after {k} tries", "pay", 17))
+    records.sort(key=lambda r: r.time_ns)
+
+    def decode(batch, i):
+        record = log_from_payload(batch.payload[i], batch.body[i], batch.service[i],
+                                  resource_from_bytes(batch.resources[batch.resource_ref[i]]),
+                                  scope_from_bytes(batch.scopes[batch.scope_ref[i]]))
+        record.time_ns = batch.time_ns[i]
+        return record
+
+    one_by_one, batched = DetectorSet(prefilter=False), DetectorSet()
+    assert batched._prefilter is not None, "hyperscan is a dependency on this platform"
+    expected, got, built = [], [], []
+    for start in range(0, len(records), 512):
+        batch = _batch(records[start:start + 512])
+        for i in range(len(batch)):
+            expected += one_by_one.observe(decode(batch, i))
+        got += batched.observe_batch(batch, lambda i, b=batch: built.append(i) or decode(b, i))
+    expected += one_by_one.tick(records[-1].time_ns + 3600 * S)
+    got += batched.tick(records[-1].time_ns + 3600 * S)
+    assert len(built) <= len(records) - 2000  # the plain lines were only counted
+    assert len(expected) > 20
+    key = [(e.id, e.end_ns, e.severity, e.title, e.data) for e in expected]
+    assert [(e.id, e.end_ns, e.severity, e.title, e.data) for e in got] == key

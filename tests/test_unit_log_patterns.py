@@ -50,6 +50,18 @@ def test_template_ids_are_stable_and_templates_generalise() -> None:
     assert pattern.examples == ["user alice logged in from 10.0.0.1", "user bob logged in from 10.0.0.2"]
 
 
+def test_multiline_bodies_are_mined_by_their_first_line() -> None:
+    miner = PatternMiner()
+    trace = "\n".join(f"  at com.example.Handler.method{k}(Handler.java:{k})" for k in range(200))
+    a = miner.observe("api", f"NullPointerException in request 17\n{trace}", 0)
+    b = miner.observe("api", "NullPointerException in request 18\n  at other.Place(X.java:1)", 1)
+    assert a == b and miner.template_text("api", a) == "NullPointerException in request <*>"
+    [pattern] = miner.patterns("api")
+    assert pattern.examples[0].startswith("NullPointerException in request 17\n  at com.example")  # kept whole
+    for odd in ["", " " * 5000, "x" * 5000, "\n\n", "\u00e9t\u00e9 " * 900]:  # no crash on odd bodies
+        miner.observe("odd", odd, 2)
+
+
 def test_new_pattern_after_warmup_and_surge() -> None:
     miner = PatternMiner(PatternConfig(warmup_seconds=60, surge_factor=5, surge_min_count=20, surge_min_history=5))
     t0 = 1_700_000_000 * S

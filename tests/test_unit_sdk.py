@@ -227,6 +227,9 @@ def test_init_idempotent_reinit_and_errors() -> None:
         assert second.finished() == {}
     finally:
         pantau.shutdown()
+    from opentelemetry import trace
+
+    assert not trace.get_tracer("after").start_span("x").is_recording(), "globals unset after shutdown"
     with pytest.raises(pantau.ConfigError, match="no OTLP/HTTP JSON exporter"):
         pantau.init("x", protocol="http/json")
     with pytest.raises(pantau.ConfigError, match="unknown OTLP protocol 'udp'"):

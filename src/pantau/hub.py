@@ -181,6 +181,7 @@ class Hub:
 
             self.log_patterns = LogPatternService(store, self.bus, cfg.logs)
             self.log_patterns.start()
+            self.metrics.registry.register(self.log_patterns.collector())
             api = create_app(store, self.metrics, lambda: self._ready, self.bus)
             api.include_router(log_patterns_api.create_router(self.log_patterns))
             api.include_router(remote_write.create_router(

@@ -78,6 +78,10 @@ class Masker:
                 return PLACEHOLDER
             # unique ids (doc-123456, req_0042, u1234) would each cost a regex pass and a memo slot:
             # these shapes give the same result as the masks, with string methods
+            core = token.strip(_WRAPPERS)  # (12) [3] 200, "5"
+            if core and (core.isdigit() or _is_decimal(core)):
+                left = token.index(core)
+                return token[:left] + PLACEHOLDER + token[left + len(core):]
             head = token.rstrip(_DIGITS)
             if head != token and head:
                 if head[-1] in "-_" and head[:-1].isalpha():
@@ -168,6 +172,13 @@ def _skip_alternative(masker: Masker, raw: list[str], i: int, out: list[str]) ->
 
 
 _DIGITS = "0123456789"
+_WRAPPERS = "()[]{},;\"'"
+
+
+def _is_decimal(text: str) -> bool:
+    """12.5 (not 1.2.3, not .5)"""
+    whole, dot, fraction = text.partition(".")
+    return bool(dot) and whole.isdigit() and fraction.isdigit()
 _HEX_LETTERS = "abcdefABCDEF"
 # a token a mask can change has a digit, a slash, a colon or two dots
 _CANDIDATE = re.compile(r"[\d/:]|\..*\.")

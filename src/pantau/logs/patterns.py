@@ -15,8 +15,9 @@ Three choices, each measured on loghub-2k (see `bench/log_patterns.py`, docs/ben
   threshold (0.8) separates events that differ by one word without splitting templates that
   differ by their variables.
 * A cache from masked line to template: in steady state most lines repeat a masked form seen
-  before, and Drain's tree search is then skipped. The cache is dropped whenever any template
-  changes, so results are exactly what Drain alone would give.
+  before, and Drain's tree search is then skipped. Drain compares a line only with templates
+  of the same length, so when a template of that length changes (or a new one appears), the
+  cache of that length is dropped: results are exactly what Drain alone would give.
 
 Not thread-safe by design apart from a lock that lets readers (the API) list patterns while
 one writer observes.
@@ -60,7 +61,8 @@ class PatternConfig(BaseModel):
     surge_factor: float = Field(5.0, gt=1)
     surge_min_count: int = Field(50, ge=1, description="a surge needs at least this many lines in one bucket")
     surge_min_history: int = Field(5, ge=1, description="buckets of history a template needs before it can surge")
-    cache_size: int = Field(50_000, ge=0, description="masked lines remembered per service")
+    cache_size: int = Field(10_000, ge=0, description="masked lines remembered per service (~1.5 MB)")
+    max_line_chars: int = Field(1000, ge=20, description="a body is mined by its first line, cut to this length")
 
 
 class _PantauDrain(Drain):
@@ -110,13 +112,14 @@ class Pattern:
 
 
 class _Service:
-    __slots__ = ("cache", "drain", "first_ns", "name", "templates")
+    __slots__ = ("cache", "cached", "drain", "first_ns", "name", "templates")
 
     def __init__(self, name: str, cfg: PatternConfig, first_ns: int) -> None:
         self.name = name
         self.drain = _PantauDrain(depth=cfg.depth, sim_th=cfg.similarity, max_children=cfg.max_children,
                                   max_clusters=cfg.max_templates_per_service)
-        self.cache: dict[str, LogCluster] = {}
+        self.cache: dict[int, dict[str, LogCluster]] = {}  # token count -> masked line -> its cluster
+        self.cached = 0  # entries in all of them
         self.first_ns = first_ns
         self.templates: dict[int, TemplateStats] = {}
 
@@ -134,6 +137,7 @@ class PatternMiner:
         self._events: list[Event] = []
         self._lock = threading.RLock()
         self._bucket_ns = self.config.bucket_seconds * 1_000_000_000
+        self._max_line = self.config.max_line_chars
 
     # --- mining ------------------------------------------------------------------------
 
@@ -152,14 +156,33 @@ class PatternMiner:
         svc = self._services.get(service)
         if svc is None:
             svc = self._services[service] = _Service(service, cfg, t_ns)
-        masked = self._mask(body)
-        cluster = svc.cache.get(masked)
+        line = body
+        if len(line) > self._max_line or "\n" in line:  # a stack trace is mined by its message
+            line = line.split("\n", 1)[0]
+            if len(line) > self._max_line:  # cut at a space: no half token
+                head = line[: self._max_line].rsplit(None, 1)
+                line = head[0] if head else ""
+        tokens = self._mask.tokens(line)
+        masked = " ".join(tokens)
+        # Drain compares a line only with templates of its length, so a template change can only
+        # alter the outcome for lines of that length: the cache is kept per length.
+        cache = svc.cache.get(len(tokens))
+        if cache is None:
+            cache = svc.cache[len(tokens)] = {}
+        cluster = cache.get(masked)
         if cluster is None:
             cluster, change = svc.drain.add_log_message(masked)
-            if change != "none" or len(svc.cache) >= cfg.cache_size:
+            if change != "none":
+                svc.cached -= len(cache)
+                cache.clear()
+            if svc.cached >= cfg.cache_size or (  # full: Drain evicts a template, of any length
+                    change == "cluster_created" and len(svc.drain.id_to_cluster) >= cfg.max_templates_per_service):
                 svc.cache.clear()
+                svc.cached = 0
+                cache = svc.cache[len(tokens)] = {}
             if cfg.cache_size:
-                svc.cache[masked] = cluster
+                cache[masked] = cluster
+                svc.cached += 1
         else:
             cluster.size += 1
         stats = svc.templates.get(cluster.cluster_id)
@@ -242,6 +265,10 @@ class PatternMiner:
             return events
 
     # --- reading -----------------------------------------------------------------------
+
+    def template_count(self) -> int:
+        with self._lock:
+            return sum(len(svc.templates) for svc in self._services.values())
 
     def services(self) -> list[str]:
         with self._lock:

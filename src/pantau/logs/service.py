@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pantau.bus import Bus
 from pantau.logs.detectors import DetectorsConfig, DetectorSet
+from pantau.logs.detectors.prefilter import DETECTOR_KEYS
 from pantau.logs.patterns import PatternConfig, PatternMiner
 from pantau.model import LogBatch, LogRecord, Resource, Scope
 from pantau.store.base import Event, Store
@@ -33,11 +33,6 @@ log = logging.getLogger("pantau.logs")
 STATE_NAMESPACE = "log_patterns"
 STATE_KEY = "miner"
 TOPIC = "log_pattern"
-
-# Attribute keys (as bytes in the OTLP encoding) that some detector reads; a record without
-# any is inspected from its body, severity and service alone, without decoding its payload.
-_DETECTOR_KEYS = re.compile(rb"url\.|http\.|audit|outcome|user|client|source\.|log\.type|event\.|net\.|role|group"
-                            rb"|target|login|auth")
 
 
 class LogsConfig(BaseModel):
@@ -71,6 +66,7 @@ class LogPatternService:
         self._unsubscribe: Callable[[], None] | None = None
         self.skipped_batches = 0
         self.processed_records = 0
+        self.events_emitted: dict[tuple[str, str], int] = {}  # (kind, detector or reason) -> count
 
     def _restore(self) -> PatternMiner:
         data = self.store.get_state(STATE_NAMESPACE, STATE_KEY)
@@ -156,7 +152,8 @@ class LogPatternService:
 
             resources: dict[int, Resource] = {}
             scopes: dict[int, Scope] = {}
-            for i in range(len(batch)):
+
+            def record(i: int) -> LogRecord:
                 r, s = batch.resource_ref[i], batch.scope_ref[i]
                 resource = resources.get(r)
                 if resource is None:
@@ -165,14 +162,16 @@ class LogPatternService:
                 if scope is None:
                     scope = scopes[s] = scope_from_bytes(batch.scopes[s])
                 payload = batch.payload[i]
-                if _DETECTOR_KEYS.search(payload):
-                    record = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
-                    record.time_ns = batch.time_ns[i]
-                else:  # no attribute any detector reads: skip decoding them
-                    record = LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
-                                       batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
-                                       scope=scope)
-                events += self.detectors.observe(record)
+                if DETECTOR_KEYS.search(payload):
+                    rec = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
+                    rec.time_ns = batch.time_ns[i]
+                    return rec
+                # no attribute any detector reads: skip decoding them
+                return LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
+                                 batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
+                                 scope=scope)
+
+            events += self.detectors.observe_batch(batch, record)
         self.processed_records += len(batch)
         self._emit(events)
 
@@ -186,10 +185,40 @@ class LogPatternService:
         except Exception:
             log.exception("log patterns: cannot save the miner's state")
 
+    def collector(self) -> _Collector:
+        """Self-monitoring for the hub's /metrics (register it on a prometheus_client registry)."""
+        return _Collector(self)
+
     def _emit(self, events: list[Event]) -> None:
         for event in events:
+            key = (event.kind, event.labels.get("detector") or event.labels.get("reason", ""))
+            self.events_emitted[key] = self.events_emitted.get(key, 0) + 1
             try:
                 event.id = self.store.put_event(event)
             except Exception:
                 log.exception("log patterns: cannot store event %s", event.id)
             self.bus.publish(TOPIC, event)
+
+
+class _Collector:
+    def __init__(self, service: LogPatternService) -> None:
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = self.service
+        yield CounterMetricFamily("pantau_log_patterns_records", "Log records mined and inspected.",
+                                  value=s.processed_records)
+        yield CounterMetricFamily("pantau_log_patterns_skipped_batches",
+                                  "Committed log batches not mined: the miner was too far behind.",
+                                  value=s.skipped_batches)
+        yield GaugeMetricFamily("pantau_log_patterns_queue_records", "Committed log records waiting to be mined.",
+                                value=s._queued)
+        yield GaugeMetricFamily("pantau_log_patterns_templates", "Log templates known, all services.",
+                                value=s.miner.template_count())
+        events = CounterMetricFamily("pantau_log_events", "Events raised by the miner and the log detectors.",
+                                     labels=["kind", "source"])
+        for (kind, source), n in sorted(s.events_emitted.items()):
+            events.add_metric([kind, source], n)
+        yield events

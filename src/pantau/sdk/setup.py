@@ -153,6 +153,22 @@ def _set_globals(tracer_provider: Any, meter_provider: Any, logger_provider: Any
     _logs.set_logger_provider(logger_provider)
 
 
+def _clear_globals() -> None:
+    """After `shutdown`, OpenTelemetry's globals are unset again (as before `init`): code that
+    asks for a tracer gets a no-op one, and another setup may install its providers."""
+    from opentelemetry import trace
+    from opentelemetry._logs import _internal as logs_internal
+    from opentelemetry.metrics import _internal as metrics_internal
+    from opentelemetry.util._once import Once
+
+    for module, once, provider in ((trace, "_TRACER_PROVIDER_SET_ONCE", "_TRACER_PROVIDER"),
+                                   (metrics_internal, "_METER_PROVIDER_SET_ONCE", "_METER_PROVIDER"),
+                                   (logs_internal, "_LOGGER_PROVIDER_SET_ONCE", "_LOGGER_PROVIDER")):
+        if hasattr(module, once) and hasattr(module, provider):
+            setattr(module, once, Once())
+            setattr(module, provider, None)
+
+
 def _set_propagators() -> None:
     from opentelemetry import propagate
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -370,5 +386,6 @@ def shutdown(timeout_s: float = 10.0) -> None:
         if t.prometheus_server is not None:
             t.prometheus_server.shutdown()
             t.prometheus_server.server_close()
+        _clear_globals()
         tracing_helpers.set_tracer(None)
         metric_helpers.reset(None)

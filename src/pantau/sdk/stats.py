@@ -77,7 +77,7 @@ def sdk_stats() -> dict[str, Any]:
     """Exported, dropped and queued counts per signal, and redactions per rule, since `init`.
 
     `dropped` counts every item lost: queue full, export failed, hub unreachable, or still
-    queued when `shutdown` gave up. For spans `exported + dropped + queued` equals the number
-    of sampled spans ended.
+    queued when `shutdown` gave up. For spans, `exported + dropped + queued` equals the number
+    of sampled spans ended, except for a batch being exported at that very moment.
     """
     return _current.as_dict()

@@ -27,8 +27,9 @@ _SUCCEEDED = re.compile(r"accepted (?:password|publickey|keyboard)|log ?in succe
                         r"|successful(?:ly)? (?:log ?in|authenticat)", re.IGNORECASE)
 _ACTOR = re.compile(r"\bfor (?:invalid user |illegal user )?(?P<a>[\w.@-]+) from\b"
                     r"|\buser(?:name)?[=:]\s*['\"]?(?P<b>[\w.@-]+)|\buser ['\"]?(?P<c>[\w.@-]+)['\"]?", re.IGNORECASE)
-_IP = re.compile(r"(?:\bfrom |rhost=|client[=: ]+|\bip[=: ]+)\[?(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]+)",
-                 re.IGNORECASE)
+# the source: an address, or the host name sshd/PAM print when the address resolves (rhost=host.example.net)
+_IP = re.compile(r"(?:\bfrom |rhost=|client[=: ]+|\bip[=: ]+)\[?(?P<ip>[A-Za-z0-9][\w-]*(?:\.[\w-]+)*\.[A-Za-z]{2,}"
+                 r"(?![\w.-])|\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]+)", re.IGNORECASE)
 _LOGIN_ROUTE = re.compile(r"log-?in|sign-?in|auth|session|token|oauth|password", re.IGNORECASE)
 _AUTH_WORDS = ("auth", "login", "logon", "signin", "sign_in", "session")
 

@@ -17,9 +17,13 @@ _ERROR_TEXT = {"error", "err", "fatal", "critical", "crit", "alert", "emerg", "e
 
 
 def is_error(record: LogRecord, min_severity: int) -> bool:
-    if record.severity_number:
-        return record.severity_number >= min_severity
-    return record.severity_text.lower() in _ERROR_TEXT
+    return is_error_level(record.severity_number, record.severity_text, min_severity)
+
+
+def is_error_level(severity_number: int, severity_text: str, min_severity: int) -> bool:
+    if severity_number:
+        return severity_number >= min_severity
+    return severity_text.lower() in _ERROR_TEXT
 
 
 class _Burst:

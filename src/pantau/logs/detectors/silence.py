@@ -32,10 +32,13 @@ class SilenceDetector:
         self._services: dict[str, _Service] = {}
 
     def observe(self, record: LogRecord) -> list[Event]:
-        t = record.timestamp_ns
-        svc = self._services.get(record.service)
+        return self.count(record.service, record.timestamp_ns)
+
+    def count(self, service: str, t: int) -> list[Event]:
+        """A line from `service` at `t` (all this detector needs of a record)."""
+        svc = self._services.get(service)
         if svc is None:
-            svc = self._services[record.service] = _Service(t)
+            svc = self._services[service] = _Service(t)
         minute = t // _MINUTE
         svc.minutes[minute] = svc.minutes.get(minute, 0) + 1
         if t > svc.last_ns:
