@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ingest
@@ -50,6 +52,17 @@ def requests(count: int, seed: int) -> list[bytes]:
     return [log_request(rng, BATCH, t0 + k * BATCH * 1000, f"svc-{k % 4}", k * BATCH, None) for k in range(count)]
 
 
+def mining_progress(api: str) -> tuple[float, float, float]:
+    """Records mined, batches skipped, records waiting: from the hub's /metrics."""
+    text = httpx.get(f"{api}/metrics", timeout=30).text
+
+    def value(name: str) -> float:
+        return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")), 0.0)
+
+    return (value("pantau_log_patterns_records_total"), value("pantau_log_patterns_skipped_batches_total"),
+            value("pantau_log_patterns_queue_records"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
@@ -64,6 +77,15 @@ def main() -> None:
                 hub = Hub(workdir, config)
                 try:
                     elapsed = send_all(hub.ports[1], "logs", bodies, 8)
+                    if config is None:
+                        mined, skipped, _ = mining_progress(hub.api)
+                        waited = time.monotonic()
+                        while mining_progress(hub.api)[2] and time.monotonic() - waited < 300:
+                            time.sleep(0.5)
+                        total = len(bodies) * BATCH
+                        _, skipped, _ = mining_progress(hub.api)
+                        print(f"  round {rnd + 1}: mined by the end of ingest {mined / total:.0%}; all mined "
+                              f"{time.monotonic() - waited:.0f} s later; batches skipped {skipped:.0f}", flush=True)
                 finally:
                     hub.stop()
                     shutil.rmtree(workdir, ignore_errors=True)

@@ -58,3 +58,46 @@ def test_bus_delivery_never_blocks_and_skips_beyond_the_bound(tmp_path) -> None:
         assert store.get_state(STATE_NAMESPACE, STATE_KEY)  # saved on stop
     finally:
         store.close()
+
+
+def test_worker_process_mines_like_the_thread_and_survives_being_killed(tmp_path) -> None:
+    from pantau.store.base import LogQuery
+
+    store = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "d"))
+    store.start()
+    bus = Bus()
+    published = []
+    bus.subscribe("log_pattern", lambda t, e: published.append(e))
+    try:
+        service = LogPatternService(store, bus, LogsConfig(worker_process=True))
+        local = LogPatternService(store, Bus(), LogsConfig(worker_process=False))
+        service.start()
+        assert service._worker is not None and service._worker.proc.pid != __import__("os").getpid()
+        batches = [batch(25, "api", "user u{i} logged in from 10.0.0.{i}"),
+                   batch(12, "sshd", "Failed password for root from 198.51.100.7 port 4{i} ssh2")]
+        for b in batches:
+            store.write(b)
+            service._on_batch("data.log", b)
+            local.process(b)
+        deadline = time.monotonic() + 20
+        while service.processed_records < 37 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.processed_records == 37
+        store.maintain_now()  # the queued template writes are done
+        stored = store.search_logs(LogQuery(limit=100, services=["api"])).records
+        [expected] = local.miner.patterns("api")
+        assert {r.template_id for r in stored} == {expected.id}  # the same id as mined in process
+        assert any(e.kind == "security" for e in published)  # detector events come back from the child
+        service._worker.proc.kill()  # the child dies: the next batch restarts it
+        service._worker.proc.wait()
+        for b in (batch(5, "api", "user u{i} logged in from 10.0.0.{i}"), batch(5, "api", "second {i}")):
+            service._on_batch("data.log", b)
+        deadline = time.monotonic() + 20
+        while service.processed_records < 42 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert service.processed_records >= 42 and service._worker.proc.poll() is None
+        service.stop()
+        saved = LogPatternService(store, Bus(), LogsConfig(worker_process=False))
+        assert expected.id in {p.id for p in saved.miner.patterns("api")}  # the child's state was saved
+    finally:
+        store.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,12 +226,16 @@ class Redactor:
         with self._counts_lock:
             self._counts[name] = self._counts.get(name, 0) + n
 
-    def redact_text(self, text: str) -> str:
+    def redact_text(self, text: str, only: Collection[str] | None = None) -> str:
+        """`only`: the names of the rules that may match (a caller that already scanned for
+        them, like the hub's batch prefilter, skips the others)."""
         gate = self._gate
         if gate is not None and gate(text.lower()) is None:
             return text
         last_check, last_result = None, False
         for rule in self._active:
+            if only is not None and rule.name not in only:
+                continue
             check = rule.precheck
             if check is not None:
                 if check is not last_check:  # rules sharing a pre-check (the digit rules) run it once

@@ -42,9 +42,10 @@ SECRET_KEYS = r"password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?k
 
 
 class Prefilter:
-    def __init__(self, database, keys_database) -> None:
+    def __init__(self, database, keys_database, names: list[str]) -> None:
         self._db = database
         self._keys_db = keys_database
+        self.names = names  # rule name of each pattern id ("secret_key" for key names)
 
     @staticmethod
     def build(redactor: Redactor) -> Prefilter | None:
@@ -64,36 +65,40 @@ class Prefilter:
         # bodies: the text rules; encoded records (attributes): the text rules and the key names
         text_db = _compile(hyperscan, patterns) if patterns else None
         record_db = _compile(hyperscan, patterns + key_patterns) if patterns or key_patterns else None
-        return Prefilter(text_db, record_db)
+        return Prefilter(text_db, record_db, active + ["secret_key"] * len(key_patterns))
 
-    def text_candidates(self, texts: list[str]) -> set[int]:
-        """Indexes of the texts (log bodies) in which some loose rule pattern matches."""
+    def text_candidates(self, texts: list[str]) -> dict[int, set[str]]:
+        """The texts (log bodies) in which some loose rule pattern matches: index -> the
+        names of the rules that may apply."""
         if self._db is None or not texts:
-            return set()
+            return {}
         joined = "\x00".join(texts)
         if joined.isascii():  # the usual case: byte offsets are character offsets
-            return _scan(self._db, joined.encode("ascii"), [len(t) for t in texts])
+            return self._scan(self._db, joined.encode("ascii"), texts)
         chunks = [t.encode("utf-8", "surrogatepass") for t in texts]
-        return _scan(self._db, b"\x00".join(chunks), [len(c) for c in chunks])
+        return self._scan(self._db, b"\x00".join(chunks), chunks)
 
-    def record_candidates(self, payloads: list[bytes]) -> set[int]:
-        """Indexes of the encoded records whose attributes may need redaction."""
+    def record_candidates(self, payloads: list[bytes]) -> dict[int, set[str]]:
+        """The encoded records whose attributes may need redaction, with the rules concerned."""
         if self._keys_db is None or not payloads:
-            return set()
-        return _scan(self._keys_db, b"\x00".join(payloads), [len(p) for p in payloads])
+            return {}
+        return self._scan(self._keys_db, b"\x00".join(payloads), payloads)
 
+    def _scan(self, db, data: bytes, chunks: list) -> dict[int, set[str]]:
+        """`data` is `chunks` joined by one NUL each (lengths are only taken when something matched)."""
+        hits: list[tuple[int, int]] = []
 
-def _scan(db, data: bytes, lengths: list[int]) -> set[int]:
-    ends: list[int] = []
+        def on_match(pattern: int, _start: int, end: int, _flags: int, _ctx) -> None:
+            hits.append((end, pattern))
 
-    def on_match(_id: int, _start: int, end: int, _flags: int, _ctx) -> None:
-        ends.append(end)
-
-    db.scan(data, match_event_handler=on_match)
-    if not ends:
-        return set()
-    starts = list(itertools.accumulate((n + 1 for n in lengths[:-1]), initial=0))
-    return {bisect.bisect_right(starts, end - 1) - 1 for end in ends}
+        db.scan(data, match_event_handler=on_match)
+        if not hits:
+            return {}
+        starts = list(itertools.accumulate((len(c) + 1 for c in chunks[:-1]), initial=0))
+        found: dict[int, set[str]] = {}
+        for end, pattern in hits:
+            found.setdefault(bisect.bisect_right(starts, end - 1) - 1, set()).add(self.names[pattern])
+        return found
 
 
 def _literal(text: str) -> str:

@@ -96,10 +96,12 @@ class IngestRedactor:
         """Redact in place; returns the indexes of records whose payload changed (their body
         text, if structured, must be derived again)."""
         if self.prefilter is not None:
-            body_hits = self.prefilter.text_candidates(bodies)
-            payload_hits = self.prefilter.record_candidates(payloads)
+            body_rules = self.prefilter.text_candidates(bodies)
+            body_hits: Iterable[int] = body_rules
+            payload_hits: Iterable[int] = self.prefilter.record_candidates(payloads)
         else:
             raw = [p.decode("latin-1") for p in payloads]
+            body_rules = {}
             body_hits = self._candidates(bodies)
             payload_hits = self._candidates(raw) | self._key_candidates(raw)
         changed_payloads: set[int] = set()
@@ -107,7 +109,7 @@ class IngestRedactor:
             return changed_payloads
         with self._lock:
             for i in body_hits:
-                new = self.redactor.redact_text(bodies[i])
+                new = self.redactor.redact_text(bodies[i], body_rules.get(i))
                 if new != bodies[i]:
                     bodies[i] = new
                     self.records_redacted += 1

@@ -2,13 +2,16 @@
 
 Ingest must never wait for it. Committed log batches arrive on bus topic `data.log` (on the
 store's writer thread); the handler only puts the batch on a bounded queue and returns. A
-thread of its own mines and detects; while a backlog waits it works at most `max_busy_share`
-of the time, since it shares the interpreter lock with ingest (measured: ingest kept ~55% of
-its rate with the miner working flat out). If it falls behind by more than `queue_records`,
-batches are skipped and counted (`skipped_batches`), never blocking the writer. Events go to the store
-(`put_event`) and the bus (`log_pattern`); the miner's state is saved to the store
-(`put_state("log_patterns", "miner")`) every `persist_seconds` and on stop, and restored on
-start, so templates and their ids survive restarts.
+thread of the service hands each batch to a child process (`pantau.logs.worker`) that mines
+and detects on the other core, and waits for the answer with the interpreter lock released:
+on a thread of the hub the same work cost ingest a third of its rate. If the child falls
+behind by more than `queue_records`, batches are skipped and counted (`skipped_batches`),
+never blocking the writer. Template ids go to the store with the records
+(`set_log_templates`); events go to the store (`put_event`) and the bus (`log_pattern`); the
+miner's state is saved to the store (`put_state("log_patterns", "miner")`) every
+`persist_seconds` and on stop, and restored on start, so templates and their ids survive
+restarts. With `worker_process: false` the work runs on the service's thread instead, resting
+under a backlog (`max_busy_share`) so ingest keeps part of its pace.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pantau.bus import Bus
 from pantau.logs.detectors import DetectorsConfig, DetectorSet
-from pantau.logs.detectors.prefilter import DETECTOR_KEYS
 from pantau.logs.patterns import PatternConfig, PatternMiner
-from pantau.model import LogBatch, LogRecord, Resource, Scope
+from pantau.logs.worker import LogWorker, inspect
+from pantau.model import LogBatch
 from pantau.store.base import Event, Store
 
 log = logging.getLogger("pantau.logs")
@@ -47,6 +50,12 @@ class LogsConfig(BaseModel):
                                "batches are skipped (counted), never blocking ingest")
     max_busy_share: float = Field(0.5, gt=0, le=1, description="while batches wait, the share of time the "
                                   "miner may work (it rests the rest, leaving the interpreter to ingest)")
+    worker_process: bool = Field(True, description="mine and detect in a child process, on another core, so "
+                                 "ingest keeps the interpreter lock (false: on a thread of the hub)")
+    worker_nice: int = Field(19, ge=0, le=19, description="the child's niceness: under load the cores go to "
+                             "ingest and queries first")
+    snapshot_seconds: float = Field(2, gt=0, description="how often the hub refreshes its copy of the child's "
+                                    "templates (what the API lists)")
     tick_seconds: float = Field(5, gt=0, description="how often time-based detectors (silence, window ends) run")
     persist_seconds: float = Field(60, gt=0, description="how often the miner's state is saved")
 
@@ -64,6 +73,7 @@ class LogPatternService:
         self._queued_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._worker: LogWorker | None = None
         self.skipped_batches = 0
         self.processed_records = 0
         self.events_emitted: dict[tuple[str, str], int] = {}  # (kind, detector or reason) -> count
@@ -82,6 +92,8 @@ class LogPatternService:
     def start(self) -> None:
         if not self.config.patterns.enabled and self.detectors is None:
             return
+        if self.config.worker_process:
+            self._worker = LogWorker(self.config.model_dump_json(), self.miner.to_bytes())
         self._thread = threading.Thread(target=self._run, name="pantau-log-patterns", daemon=True)
         self._thread.start()
         self._unsubscribe = self.bus.subscribe("data.log", self._on_batch)
@@ -95,6 +107,11 @@ class LogPatternService:
             self._queue.put(None)
             self._thread.join(timeout)
             self._thread = None
+            if self._worker is not None:
+                state = self._worker.stop()
+                self._worker = None
+                if state:
+                    self.miner = PatternMiner.from_bytes(state, self.config.patterns)
             self.persist()
 
     def _on_batch(self, topic: str, batch: LogBatch) -> None:
@@ -112,6 +129,7 @@ class LogPatternService:
         cfg = self.config
         next_tick = time.monotonic() + cfg.tick_seconds
         next_save = time.monotonic() + cfg.persist_seconds
+        next_snapshot = time.monotonic() + cfg.snapshot_seconds
         while True:
             try:
                 batch = self._queue.get(timeout=min(cfg.tick_seconds, 1.0))
@@ -126,7 +144,7 @@ class LogPatternService:
                     with self._queued_lock:
                         self._queued -= len(batch)
                         backlog = self._queued
-                    if backlog and cfg.max_busy_share < 1:
+                    if backlog and cfg.max_busy_share < 1 and self._worker is None:
                         # Mining shares one interpreter with ingest: under a backlog (ingest is
                         # busy), rest in proportion to the work done so ingest keeps its pace.
                         time.sleep((time.perf_counter() - started) * (1 - cfg.max_busy_share) / cfg.max_busy_share)
@@ -134,50 +152,57 @@ class LogPatternService:
                 if now >= next_tick:
                     next_tick = now + cfg.tick_seconds
                     self.tick()
+                if self._worker is not None and now >= next_snapshot:
+                    next_snapshot = now + cfg.snapshot_seconds
+                    self._refresh()
                 if now >= next_save:
                     next_save = now + cfg.persist_seconds
+                    self._refresh()
                     self.persist()
             except Exception:
                 log.exception("log patterns: a batch failed")
 
     def process(self, batch: LogBatch) -> None:
-        """Mine and inspect one committed batch (on the service's thread, or a test's)."""
-        events: list[Event] = []
-        if self.config.patterns.enabled:
-            ids = self.miner.observe_many(zip(batch.service, batch.body, batch.time_ns, strict=True))
+        """Mine and inspect one committed batch (on the service's thread, or a test's): in the
+        child process when there is one, else here."""
+        if self._worker is not None:
+            try:
+                ids, events = self._worker.inspect(batch)
+            except (EOFError, OSError):
+                self._restart_worker()
+                self.skipped_batches += 1
+                return
+        else:
+            ids, events = inspect(self.miner, self.detectors, self.config.patterns.enabled, batch)
+        if ids is not None:
             self.store.set_log_templates(batch, ids)  # each stored record gets its template id
-            events += self.miner.pop_events()
-        if self.detectors is not None:
-            from pantau.otlp.convert import log_from_payload, resource_from_bytes, scope_from_bytes
-
-            resources: dict[int, Resource] = {}
-            scopes: dict[int, Scope] = {}
-
-            def record(i: int) -> LogRecord:
-                r, s = batch.resource_ref[i], batch.scope_ref[i]
-                resource = resources.get(r)
-                if resource is None:
-                    resource = resources[r] = resource_from_bytes(batch.resources[r])
-                scope = scopes.get(s)
-                if scope is None:
-                    scope = scopes[s] = scope_from_bytes(batch.scopes[s])
-                payload = batch.payload[i]
-                if DETECTOR_KEYS.search(payload):
-                    rec = log_from_payload(payload, batch.body[i], batch.service[i], resource, scope)
-                    rec.time_ns = batch.time_ns[i]
-                    return rec
-                # no attribute any detector reads: skip decoding them
-                return LogRecord(batch.time_ns[i], batch.observed_ns[i], batch.severity_number[i],
-                                 batch.severity_text[i], batch.body[i], batch.service[i], resource=resource,
-                                 scope=scope)
-
-            events += self.detectors.observe_batch(batch, record)
         self.processed_records += len(batch)
         self._emit(events)
 
+    def _refresh(self) -> None:
+        """Take the child's current templates as the hub's copy (for the API and for saving)."""
+        if self._worker is None:
+            return
+        try:
+            self.miner = PatternMiner.from_bytes(self._worker.snapshot(), self.config.patterns)
+        except (EOFError, OSError):
+            self._restart_worker()
+
+    def _restart_worker(self) -> None:
+        log.error("log patterns: the worker process died; restarting it from the last snapshot")
+        if self._worker is not None:
+            self._worker.kill()
+        self._worker = LogWorker(self.config.model_dump_json(), self.miner.to_bytes())
+
     def tick(self, now_ns: int | None = None) -> None:
-        if self.detectors is not None:
-            self._emit(self.detectors.tick(self.clock() if now_ns is None else now_ns))
+        now = self.clock() if now_ns is None else now_ns
+        if self._worker is not None:
+            try:
+                self._emit(self._worker.tick(now))
+            except (EOFError, OSError):
+                self._restart_worker()
+        elif self.detectors is not None:
+            self._emit(self.detectors.tick(now))
 
     def persist(self) -> None:
         try:
