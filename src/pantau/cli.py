@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import typer
+# httpx imports its own command-line client, and with it rich and pygments (~10 MB), whenever
+# those are installed; pantau never uses that client, so `pantau serve` is spared it.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
 
-from pantau.alerting import cli as alerting_cli
-from pantau.config import ConfigError, load_config
-from pantau.exporting.cli import export_app
-from pantau.logs.cli import logs_app
+import typer  # noqa: E402
+
+from pantau.alerting import cli as alerting_cli  # noqa: E402
+from pantau.config import ConfigError, load_config  # noqa: E402
+from pantau.exporting.cli import export_app  # noqa: E402
+from pantau.logs.cli import logs_app  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="pantau: all-in-one observability on OpenTelemetry.")

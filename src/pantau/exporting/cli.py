@@ -8,15 +8,6 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 
 from pantau.exporting.formats import EXTENSIONS, FORMATS
 
@@ -47,6 +38,16 @@ def export_logs(
             params[name] = value
     if service:
         params["service"] = service
+    from rich.progress import (  # only this command draws progress: keep `pantau serve` light
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
+
     to_stdout = str(output) == "-"
     tmp = output.with_name(output.name + ".partial")
     columns = [SpinnerColumn(), TextColumn("exporting logs"), BarColumn(), DownloadColumn(),
