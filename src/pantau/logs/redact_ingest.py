@@ -20,14 +20,13 @@ from collections.abc import Iterable
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as PbLogRecord
 
-from pantau.logs.prefilter import Prefilter
+from pantau.logs.prefilter import SECRET_KEYS, Prefilter
 from pantau.redaction import Redactor
 
 # a record separator no rule treats as part of a word, a number or a secret value's end
 _SEP = "\x00"
 # keys named like secrets, as they appear inside the protobuf encoding (no anchors there)
-_SECRET_KEY_HINT = re.compile(
-    r"(?i)pass|pwd|secret|token|key|auth|credential|cookie|session")
+_SECRET_KEY_HINT = re.compile("(?i)" + SECRET_KEYS)
 
 
 class IngestRedactor:

@@ -198,7 +198,7 @@ class OtlpDecoder:
                             payload = record.SerializeToString()
                         else:
                             payload = record.SerializeToString()
-                            text = _structured_body_text(payload)
+                            text = _structured_body_text(payload) or ""
                     else:
                         text = ""
                         payload = record.SerializeToString()
@@ -225,8 +225,9 @@ class OtlpDecoder:
                     batch.payload.append(payload)
         if self.redactor is not None:
             for i in self.redactor.redact_batch(batch.body, batch.payload):
-                if _has_body(batch.payload[i]):  # a structured body: its text follows the payload
-                    batch.body[i] = _structured_body_text(batch.payload[i])[:max_body]
+                text = _structured_body_text(batch.payload[i])  # a structured body follows its payload
+                if text is not None:
+                    batch.body[i] = text[:max_body]
         for i in maybe_audit:  # after redaction: the chain holds what is stored
             resource = batch.resources[batch.resource_ref[i]]
             entry = _audit_entry(batch.payload[i], batch.body[i], batch.time_ns[i], batch.service[i], resource)
@@ -386,13 +387,8 @@ def _audit_entry(payload: bytes, body: str, ts: int, service: str, resource: byt
         "trace_id": record.trace_id.hex(), "span_id": record.span_id.hex()})
 
 
-def _has_body(payload: bytes) -> bool:
+def _structured_body_text(payload: bytes) -> str | None:
+    """The text of a body kept in the payload (not a string), or None when it has none."""
     record = PbLogRecord()
     record.ParseFromString(payload)
-    return record.HasField("body")
-
-
-def _structured_body_text(payload: bytes) -> str:
-    record = PbLogRecord()
-    record.ParseFromString(payload)
-    return as_text(from_any(record.body))
+    return as_text(from_any(record.body)) if record.HasField("body") else None

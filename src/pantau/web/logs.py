@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from pantau.exporting.formats import EXTENSIONS, FORMATS, MEDIA_TYPES, make_sink
+from pantau.exporting.formats import EXTENSIONS, FORMATS, MEDIA_TYPES, make_sink, rfc3339
 from pantau.exporting.records import LOG_COLUMNS, encode, log_pages, log_row
 from pantau.model import LogRecord
 from pantau.otlp.values import json_safe
@@ -38,11 +38,6 @@ def parse_time_ns(text: str, name: str) -> int:
     except ValueError:
         raise SearchSyntaxError(
             f"invalid {name} {text!r}: use RFC 3339, unix seconds or nanoseconds") from None
-
-
-def rfc3339(ns: int) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
 
 
 def record_json(r: LogRecord) -> dict[str, Any]:

@@ -207,6 +207,17 @@ def load_blocks(conn: sqlite3.Connection, path: Path, blocks: Iterable[int], cac
     return out
 
 
+def walk_blocks(conn: sqlite3.Connection, path: Path, blocks_per_page: int = 16):
+    """Every block of a partition file in id order, decoded with payloads, a few at a time
+    (archival reads whole partitions once: nothing is kept in a cache)."""
+    cache = BlockCache(0)
+    ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
+    for i in range(0, len(ids), blocks_per_page):
+        group = ids[i:i + blocks_per_page]
+        loaded = load_blocks(conn, path, group, cache, payloads=True)
+        yield [(block, *loaded[block]) for block in group]
+
+
 def _decoded_size(value: tuple) -> int:
     size = 0
     for cols in value[1:]:

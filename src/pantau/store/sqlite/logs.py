@@ -445,14 +445,9 @@ class LogReader:
 
     def partition_records(self, conn, part: Partition, blocks_per_page: int = 16) -> Iterator[list[LogRecord]]:
         """Every record of one partition in storage order, a few blocks at a time (archival)."""
-        cache = blk.BlockCache(0)
-        ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
-        for i in range(0, len(ids), blocks_per_page):
-            group = ids[i:i + blocks_per_page]
-            loaded = blk.load_blocks(conn, part.path, group, cache, payloads=True)
+        for blocks in blk.walk_blocks(conn, part.path, blocks_per_page):
             page: list[LogRecord] = []
-            for block in group:
-                service, cols, pays = loaded[block]
+            for block, service, cols, pays in blocks:
                 for pos in range(len(cols["time"])):
                     record = self._record(conn, part, service, cols, pays, pos, blk.record_id(block, pos))
                     record.template_id = self._template(conn, part, block, pos)

@@ -120,14 +120,9 @@ class SpanReader:
 
     def partition_spans(self, conn, part: Partition, blocks_per_page: int = 16) -> Iterator[list[Span]]:
         """Every span of one partition in storage order, a few blocks at a time (archival)."""
-        cache = blk.BlockCache(0)
-        ids = [r[0] for r in conn.execute("SELECT id FROM blocks ORDER BY id")]
-        for i in range(0, len(ids), blocks_per_page):
-            group = ids[i:i + blocks_per_page]
-            loaded = blk.load_blocks(conn, part.path, group, cache, payloads=True)
+        for blocks in blk.walk_blocks(conn, part.path, blocks_per_page):
             page: list[Span] = []
-            for block in group:
-                service, cols, pays = loaded[block]
+            for _, service, cols, pays in blocks:
                 page.extend(self._spans(conn, part, service, cols, pays, range(len(cols["start"]))))
             yield page
 
