@@ -45,12 +45,17 @@ IDLE_CUT_S = 5 * 60
 _IN_CHUNK = 500
 
 
+# A head entry: (WAL id, series ids, timestamps, values, (oldest, newest timestamp)). The time
+# bounds let a reader of a recent window skip whole batches instead of filtering their samples.
+HeadEntry = tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]
+
+
 @dataclass
 class Head:
     """Samples written but not yet sealed into chunks. Shared by the writer and readers."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    entries: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    entries: list[HeadEntry] = field(default_factory=list)
     base: int = 0  # every WAL row with id > base is in `entries`
     samples: int = 0
     series: set[int] = field(default_factory=set)
@@ -59,17 +64,28 @@ class Head:
 
     def add(self, wal_id: int, sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> None:
         now = time.monotonic()
+        bounds = (int(ts.min()), int(ts.max())) if len(ts) else (0, -1)
         with self.lock:
-            self.entries.append((wal_id, sids, ts, vals))
+            self.entries.append((wal_id, sids, ts, vals, bounds))
             self.samples += len(sids)
             self.series.update(np.unique(sids).tolist())
             if not self.first_write:
                 self.first_write = now
             self.last_write = now
 
-    def snapshot(self) -> tuple[int, list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], set[int]]:
+    def snapshot(self) -> tuple[int, list[HeadEntry], set[int]]:
         with self.lock:
             return self.base, list(self.entries), set(self.series)
+
+    def entries_snapshot(self) -> tuple[int, list[HeadEntry]]:
+        """`snapshot` without the copy of the series set (readers of samples do not need it)."""
+        with self.lock:
+            return self.base, list(self.entries)
+
+    def add_series_to(self, out: set[int]) -> None:
+        """Add the head's series ids to `out` (no copy of the set in between)."""
+        with self.lock:
+            out |= self.series
 
     def drop_upto(self, wal_id: int) -> None:
         with self.lock:
@@ -151,6 +167,27 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     return sids, ts, vals
 
 
+def _merge_pieces(several: list[tuple[int, list[tuple[np.ndarray, np.ndarray]]]]
+                  ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Merge the pieces of every series that has several (pieces in write order; they may
+    overlap), in one sort for all of them rather than one per series: by time, the last
+    written value winning."""
+    lengths = [len(ts) for _, parts in several for ts, _ in parts]
+    sids = np.repeat(np.asarray([sid for sid, parts in several for _ in parts], dtype=np.int64), lengths)
+    ts = np.concatenate([ts for _, parts in several for ts, _ in parts])
+    vals = np.concatenate([v for _, parts in several for _, v in parts])
+    sids, ts, vals = _merge([(sids, ts, vals)])
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if not len(sids):
+        return out
+    bounds = np.flatnonzero(np.diff(sids)) + 1
+    starts = np.concatenate(([0], bounds)).tolist()
+    ends = np.concatenate((bounds, [len(sids)])).tolist()
+    for a, b, sid in zip(starts, ends, sids[starts].tolist(), strict=True):
+        out[sid] = (ts[a:b], vals[a:b])
+    return out
+
+
 @dataclass
 class Cut:
     """The head's samples, merged and sorted by series then time, ready to be sealed."""
@@ -213,7 +250,7 @@ class SampleReader:
         for part in self._parts(start_ms, end_ms):
             state: SamplePartition = part.state
             out |= state.known_series
-            out |= state.head.snapshot()[2]
+            state.head.add_series_to(out)
         return out
 
     def _parts(self, start_ms: int | None, end_ms: int | None) -> list[Partition]:
@@ -230,12 +267,16 @@ class SampleReader:
         for part in self._parts(start_ms, end_ms):
             self._select_partition(part, wanted, start_ms, end_ms, pieces)
         out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        several: list[tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = []
         for sid, parts in pieces.items():
-            # Pieces are in write order but may overlap or be unsorted (the head keeps arrival
-            # order): merge them by time, the last written value winning.
-            _, ts, vals = _merge([(np.zeros(len(p[0]), dtype=np.int64), p[0], p[1]) for p in parts])
-            if len(ts):
-                out[sid] = (ts, vals)
+            if len(parts) == 1:
+                # one piece (a chunk, or the head as `_unsealed` merged it) is already sorted
+                # by time with one value per timestamp: most series of a recent window
+                out[sid] = parts[0]
+            else:
+                several.append((sid, parts))
+        if several:
+            out.update(_merge_pieces(several))
         return out
 
     def _select_partition(self, part: Partition, wanted: list[int], start_ms: int, end_ms: int,
@@ -270,13 +311,15 @@ class SampleReader:
         from the head, or from the write-ahead rows if the head moved on since the snapshot."""
         state: SamplePartition = part.state
         sealed_upto = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
-        base, entries, _ = state.head.snapshot()
+        base, entries = state.head.entries_snapshot()
         recent: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         if sealed_upto < base:
             for (blob,) in conn.execute("SELECT data FROM sample_wal WHERE id > ? AND id <= ? ORDER BY id",
                                         (sealed_upto, base)):
                 recent.append(chunks.unpack_wal(blob))
-        recent.extend((e[1], e[2], e[3]) for e in entries if e[0] > sealed_upto)
+        # batches wholly outside the window are skipped (a recent window skips most of the head)
+        recent.extend((e[1], e[2], e[3]) for e in entries
+                      if e[0] > sealed_upto and e[4][0] <= end_ms and e[4][1] >= start_ms)
         out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not recent:
             return out
