@@ -309,6 +309,16 @@ class SampleBatch:
         self.series_key.append(key)
         return ref
 
+    def add_new_series_many(self, labels: Iterable[Labels], keys: Iterable[str]) -> int:
+        """Add label sets the caller knows are not in the batch yet, in one go (the anomaly
+        engine adds four score series for each of thousands of series per evaluation); returns
+        the ref of the first, the others following in order."""
+        first = len(self.series)
+        self.series.extend(labels)
+        self.series_key.extend(keys)
+        self._index.update(zip(self.series_key[first:], range(first, len(self.series_key)), strict=True))
+        return first
+
     def append(self, labels: Labels, timestamp_ms: int, value: float) -> None:
         self.ref.append(self.add_series(labels))
         self.timestamp_ms.append(timestamp_ms)

@@ -68,8 +68,8 @@ class SeriesState:
     dirty: bool = True
     last_score: float = 0.0
     last_value: float = float("nan")
-    outputs: tuple[SampleBatch, list[int]] | None = None  # the score series' refs in a write batch
-    output_keys: list[tuple[Labels, str]] | None = None  # the score series' label sets and keys
+    # the label sets and keys of the four score series, made once (see AnomalyEngine._outputs)
+    outputs: tuple[tuple[Labels, ...], tuple[str, ...]] | None = None
     last_stamp: int = -1  # timestamp of the last raw sample fed (plain selectors)
 
     def to_bytes(self) -> bytes:
@@ -135,7 +135,9 @@ class AnomalyEngine:
         self._task: asyncio.Task | None = None
         self._last_checkpoint = 0.0
         self._loaded = False
-        self._keys: dict[tuple[str, Labels], str] = {}  # (watch, labels) -> state key
+        # watch -> labels -> state: one lookup per series and evaluation (labels as the
+        # PromQL engine returns them; `self.series` is keyed by the saved text key)
+        self._by_labels: dict[str, dict[Labels, SeriesState]] = {}
 
     # --- persistence -----------------------------------------------------------------------
     def load(self) -> None:
@@ -150,6 +152,7 @@ class AnomalyEngine:
                 else:
                     st = SeriesState.from_bytes(key, blob, self.params)
                     self.series[key] = st
+                    self._by_labels.setdefault(st.watch, {})[st.labels] = st
             except (ValueError, struct.error, TypeError, orjson.JSONDecodeError):
                 log.warning("anomaly: ignoring unreadable saved state %r", key)
         self._loaded = True
@@ -214,46 +217,31 @@ class AnomalyEngine:
             return
         result = self.promql.range(watch.expr, start, end, step, max_resolution_ms=0)
         steps = np.arange(start, end + 1, step, dtype=np.int64)
-        new_series = [i for i, lab in enumerate(result.labels) if self._key(watch, lab) not in self.series]
-        history = None
-        if new_series and last is not None:
-            # a series appearing now learns from what is stored before it is judged
-            history = self.promql.range(watch.expr, start - warmup_ms, start - step, step, max_resolution_ms=0)
-            history_rows = {series_key(lab): i for i, lab in enumerate(history.labels)}
-        single: list[tuple[SeriesState, float]] = []
-        states: list[SeriesState] = []
-        for labels in result.labels:
-            key = self._key(watch, labels)
-            st = self.series.get(key)
-            if st is None:
-                st = self.series[key] = SeriesState(key, watch.name, labels, Ensemble(self.params), "new")
-                if history is not None:
-                    row = history_rows.get(series_key(labels))
-                    if row is not None:
-                        hmask = _fresh(history, [row], np.array([-1]))[0]
-                        hsteps = np.arange(start - warmup_ms, start, step, dtype=np.int64)[: len(hmask)]
-                        if hmask.any():
-                            st.model.score(hsteps[hmask], history.values[row][hmask])
-                            st.source = "history"
-                elif last is None:
-                    st.source = "history"
-            states.append(st)
-        fresh = _fresh(result, slice(None), np.array([st.last_stamp for st in states], dtype=np.int64))
-        if result.stamps is not None and len(states):
+        index = self._by_labels.setdefault(watch.name, {})
+        found = [index.get(lab) for lab in result.labels]
+        if any(st is None for st in found):
+            self._new_series(watch, result, found, index, start, last)
+        states: list[SeriesState] = found  # type: ignore[assignment]  # every row has its state now
+        n = len(states)
+        last_stamps = np.fromiter((st.last_stamp for st in states), dtype=np.int64, count=n)
+        fresh = _fresh(result, slice(None), last_stamps)
+        if result.stamps is not None and n:
             # the stamp of each row's last fresh step
             cols = np.where(fresh, np.arange(len(steps))[None, :], -1).max(axis=1)
-            for st, c, stamp in zip(states, cols.tolist(), result.stamps[np.arange(len(states)), np.maximum(cols, 0)]
-                                    .tolist(), strict=True):
-                if c >= 0:
-                    st.last_stamp = stamp
-        one_step = len(steps) == 1
-        t_first = int(steps[0]) if len(steps) else 0
+            rows = np.flatnonzero(cols >= 0)
+            for i, stamp in zip(rows.tolist(), result.stamps[rows, cols[rows]].tolist(), strict=True):
+                states[i].last_stamp = stamp
+        if len(steps) == 1:  # the usual evaluation: one new step per series
+            t = int(steps[0])
+            rows = np.flatnonzero(fresh[:, 0])
+            single = [(states[i], x) for i, x in zip(rows.tolist(), result.values[rows, 0].tolist(), strict=True)
+                      if t > states[i].model.last_t]
+            if single:
+                self._score_step(watch, single, t, t >= live_from, batch, stats)
+            self.watch_last[watch.name] = end
+            return
         for i, st in enumerate(states):
             present = fresh[i]
-            if one_step:  # the usual evaluation: one new step per series, scored with scalar arithmetic
-                if present[0] and t_first > st.model.last_t:
-                    single.append((st, float(result.values[i, 0])))
-                continue
             t = steps[present]
             x = result.values[i][present]
             keep = t > st.model.last_t
@@ -267,58 +255,130 @@ class AnomalyEngine:
             live = t >= live_from
             if live.any():
                 self._judge(watch, st, scored, live, batch, stats)
-        if single:
-            live = np.array([t_first >= live_from])
-            for st, x in single:
-                scored = st.model.score_point(t_first, x)
-                st.dirty = True
-                if live[0]:
-                    self._judge(watch, st, scored, live, batch, stats)
-            stats.series += len(single)
-            stats.points += len(single)
         self.watch_last[watch.name] = end
 
-    def _key(self, watch: WatchConfig, labels: Labels) -> str:
-        key = self._keys.get((watch.name, labels))
-        if key is None:
-            key = self._keys[(watch.name, labels)] = f"{watch.name}|{series_key(labels)}"
-        return key
+    def _new_series(self, watch: WatchConfig, result, found: list[SeriesState | None],
+                    index: dict[Labels, SeriesState], start: int, last: int | None) -> None:
+        """States for the rows of `result` seen for the first time (filled into `found`). A
+        series appearing after the watch's first evaluation learns from what is stored before
+        it is judged; at the first evaluation the range read itself is the warm-up."""
+        step = self.step_ms
+        warmup_ms = int(self.config.warmup * 1000)
+        history = None
+        if last is not None:
+            history = self.promql.range(watch.expr, start - warmup_ms, start - step, step, max_resolution_ms=0)
+            history_rows = {series_key(lab): i for i, lab in enumerate(history.labels)}
+        for i, labels in enumerate(result.labels):
+            if found[i] is not None:
+                continue
+            key = f"{watch.name}|{series_key(labels)}"
+            st = self.series.get(key)
+            if st is None:
+                st = self.series[key] = SeriesState(key, watch.name, labels, Ensemble(self.params), "new")
+                if history is not None:
+                    row = history_rows.get(series_key(labels))
+                    if row is not None:
+                        hmask = _fresh(history, [row], np.array([-1]))[0]
+                        hsteps = np.arange(start - warmup_ms, start, step, dtype=np.int64)[: len(hmask)]
+                        if hmask.any():
+                            st.model.score(hsteps[hmask], history.values[row][hmask])
+                            st.source = "history"
+                else:
+                    st.source = "history"
+            found[i] = index[labels] = st
+
+    def _outputs(self, watch: WatchConfig, st: SeriesState) -> tuple[tuple[Labels, ...], tuple[str, ...]]:
+        """The four score series' label sets and keys for one watched series, made once: at
+        every evaluation they would cost more than the series' scoring."""
+        if st.outputs is None:
+            base = output_labels(watch.name, st.labels)
+            labels = tuple(make_labels({**base, "__name__": name}) for name in OUTPUT_METRICS)
+            st.outputs = (labels, tuple(series_key(lab) for lab in labels))
+        return st.outputs
+
+    def _score_step(self, watch: WatchConfig, single: list[tuple[SeriesState, float]], t: int, live: bool,
+                    batch: SampleBatch, stats: EvalStats) -> None:
+        """One new point for each of many series: scored one by one (scalar arithmetic), then
+        the score series written and the events checked for all of them at once, with NumPy
+        over columns instead of Python per series and value.
+
+        Only the one-element arrays of each result are kept, not the result objects (except
+        for series that may open or end an event): thousands of objects alive across the loop
+        would survive into the garbage collector's oldest generation and trigger full
+        collections (~70 ms at 5,000 series) every other evaluation."""
+        n = len(single)
+        stats.series += n
+        stats.points += n
+        threshold = self.config.threshold
+        cols: tuple[list[np.ndarray], ...] = ([], [], [], [])  # score, expected, lower, upper
+        raw, expected, lower, upper = (c.append for c in cols)
+        watched: dict[int, Scored] = {}  # series that may open or end an event
+        for k, (st, x) in enumerate(single):
+            sc = st.model.score_point(t, x)
+            st.dirty = True
+            if live:
+                raw(sc.raw)
+                expected(sc.expected)
+                lower(sc.lower)
+                upper(sc.upper)
+                if st.open is not None or sc.raw[0] >= threshold:
+                    watched[k] = sc
+        if not live:
+            return
+        values = np.empty((n, 4))
+        for j, col in enumerate(cols):
+            values[:, j] = np.concatenate(col)
+        states = [st for st, _ in single]
+        outs = [self._outputs(watch, st) for st in states]
+        first = batch.add_new_series_many([lab for o in outs for lab in o[0]], [k for o in outs for k in o[1]])
+        keep = np.isfinite(values)
+        refs = np.arange(first, first + 4 * n, dtype=np.int64).reshape(n, 4)
+        batch.ref.extend(refs[keep].tolist())
+        kept = values[keep].tolist()
+        batch.value.extend(kept)
+        batch.timestamp_ms.extend([t] * len(kept))
+        for (st, x), s in zip(single, values[:, 0].tolist(), strict=True):
+            st.last_score, st.last_value = s, x
+        for k, sc in watched.items():
+            st = states[k]
+            self._track(watch, st, sc, 0, t, st.last_score, stats)
 
     def _judge(self, watch: WatchConfig, st: SeriesState, scored: Scored, live: np.ndarray,
                batch: SampleBatch, stats: EvalStats) -> None:
-        cfg = self.config
-        if st.outputs is None or st.outputs[0] is not batch:
-            if st.output_keys is None:
-                base = output_labels(watch.name, st.labels)
-                outs = [make_labels({**base, "__name__": name}) for name in OUTPUT_METRICS]
-                st.output_keys = [(lab, series_key(lab)) for lab in outs]
-            st.outputs = (batch, [batch.add_new_series(lab, key) for lab, key in st.output_keys])
-        refs = st.outputs[1]
-        for i in (np.flatnonzero(live).tolist() if len(live) > 1 else (0,)):
+        """Several new points of one series (catch-up after a gap): score series and events."""
+        labels, keys = self._outputs(watch, st)
+        first = batch.add_new_series_many(labels, keys)
+        for i in np.flatnonzero(live).tolist():
             t = int(scored.t_ms[i])
             s = float(scored.raw[i])
-            for ref, v in zip(refs, (s, float(scored.expected[i]), float(scored.lower[i]), float(scored.upper[i])),
-                              strict=True):
+            for ref, v in enumerate((s, float(scored.expected[i]), float(scored.lower[i]), float(scored.upper[i])),
+                                    first):
                 if v == v and abs(v) != float("inf"):
                     batch.ref.append(ref)
                     batch.timestamp_ms.append(t)
                     batch.value.append(v)
             st.last_score, st.last_value = s, float(scored.x[i])
-            ev = st.open
-            if ev is None:
-                if s >= cfg.threshold:
-                    self._open(watch, st, scored, i)
-                    stats.opened += 1
-                continue
-            if s > ev.max_score:
-                ev.max_score = s
-            if s < cfg.close_threshold:
-                ev.below += 1
-                if ev.below >= cfg.close_after:
-                    self._close(watch, st, t, s)
-                    stats.closed += 1
-            else:
-                ev.below = 0
+            self._track(watch, st, scored, i, t, s, stats)
+
+    def _track(self, watch: WatchConfig, st: SeriesState, scored: Scored, i: int, t: int, s: float,
+               stats: EvalStats) -> None:
+        """Open, follow and end the series' anomaly event for point i of `scored` (score s)."""
+        cfg = self.config
+        ev = st.open
+        if ev is None:
+            if s >= cfg.threshold:
+                self._open(watch, st, scored, i)
+                stats.opened += 1
+            return
+        if s > ev.max_score:
+            ev.max_score = s
+        if s < cfg.close_threshold:
+            ev.below += 1
+            if ev.below >= cfg.close_after:
+                self._close(watch, st, t, s)
+                stats.closed += 1
+        else:
+            ev.below = 0
 
     def _event_data(self, watch: WatchConfig, st: SeriesState, scored: Scored, i: int) -> dict:
         def num(v: float) -> float | None:
