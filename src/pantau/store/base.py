@@ -85,6 +85,54 @@ class SeriesSamples:
 
 
 @dataclass(slots=True)
+class SampleColumns:
+    """The raw samples of many series laid end to end: series i has
+    `timestamps_ms[offsets[i]:offsets[i + 1]]` (ascending) and the same slice of `values`.
+
+    What a query over thousands of series reads: one object per series (`SeriesSamples`)
+    costs more than its few samples when the window is short (an instant selector's
+    lookback, the anomaly engine's new step), and the garbage collector has to scan them."""
+
+    labels: list[Labels]
+    offsets: np.ndarray  # int64, len(labels) + 1
+    timestamps_ms: np.ndarray  # int64
+    values: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_series(cls, series: Sequence[SeriesSamples]) -> SampleColumns:
+        lens = np.fromiter((len(s.timestamps_ms) for s in series), dtype=np.int64, count=len(series))
+        offsets = np.zeros(len(series) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        if not len(series):
+            return cls([], offsets, np.zeros(0, dtype=np.int64), np.zeros(0))
+        return cls([s.labels for s in series], offsets,
+                   np.concatenate([np.asarray(s.timestamps_ms, dtype=np.int64) for s in series]),
+                   np.concatenate([np.asarray(s.values, dtype=np.float64) for s in series]))
+
+    def series(self) -> list[SeriesSamples]:
+        o = self.offsets.tolist()
+        ts, vs = self.timestamps_ms, self.values
+        return [SeriesSamples(lab, ts[a:b], vs[a:b]) for lab, a, b in zip(self.labels, o[:-1], o[1:], strict=True)]
+
+    def sorted(self) -> SampleColumns:
+        """The same series ordered by label set (the order `select_samples` returns)."""
+        labels = self.labels
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        if all(i == j for i, j in enumerate(order)):
+            return self
+        perm = np.asarray(order, dtype=np.int64)
+        lens = np.diff(self.offsets)[perm]
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        # index of each output sample in the input: its series' old start plus its rank in it
+        gather = np.repeat(self.offsets[:-1][perm] - offsets[:-1], lens) + np.arange(int(offsets[-1]))
+        return SampleColumns([labels[i] for i in order], offsets, self.timestamps_ms[gather], self.values[gather])
+
+
+@dataclass(slots=True)
 class RollupSeries:
     """Downsampled samples of one series: one row per bucket (see `Store.select_rollups`)."""
 
@@ -316,6 +364,11 @@ class Store(ABC):
     def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
                        end_ms: int) -> list[SeriesSamples]:
         """Raw samples with `start_ms <= t <= end_ms` of every series the matchers select."""
+
+    def select_sample_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SampleColumns:
+        """`select_samples` laid end to end, series in the same order (see `SampleColumns`).
+        Stores that can should answer it without making one object per series."""
+        return SampleColumns.from_series(self.select_samples(matchers, start_ms, end_ms))
 
     @abstractmethod
     def select_rollups(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,

@@ -29,7 +29,7 @@ from pantau.query.promql.values import (
     Vector,
     merge_same_labels,
 )
-from pantau.store.base import Matcher, Store
+from pantau.store.base import Matcher, SampleColumns, SeriesSamples, Store
 
 LOOKBACK_MS = 5 * 60 * 1000
 DEFAULT_SUBQUERY_STEP_MS = 60 * 1000
@@ -215,6 +215,17 @@ class Engine:
         ctx.fetched[key] = series
         return series
 
+    def fetch_columns(self, selector, ctx: _Context, start: int, end: int) -> SampleColumns:
+        """`fetch` for instant selectors: the samples laid end to end (no object per series)."""
+        key = ("columns", tuple((m.name, m.op, m.value) for m in selector_matchers(selector)), start, end)
+        cached = ctx.fetched.get(key)
+        if cached is None:
+            cached = ctx.fetched[key] = self.store.select_sample_columns(selector_matchers(selector), start, end)
+            ctx.samples += len(cached.values)
+            if ctx.samples > self.max_samples:
+                raise TooManySamples("query processing would load too many samples into memory in query execution")
+        return cached
+
     def fetch_rollups(self, selector, ctx: _Context, start: int, end: int) -> list:
         key = ("rollup", ctx.resolution, tuple((m.name, m.op, m.value) for m in selector_matchers(selector)),
                start, end)
@@ -232,16 +243,13 @@ class Engine:
         if ctx.resolution:
             rows = self.fetch_rollups(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
             # each bucket's first and last sample, in time order: exact at bucket boundaries
-            series = []
-            for r in rows:
-                stamps = np.column_stack((r.first_ms, r.last_ms)).ravel()
-                values = np.column_stack((r.first, r.last)).ravel()
-                series.append(RangeSeries(r.labels, stamps, values))
+            cols = SampleColumns.from_series([
+                SeriesSamples(r.labels, np.column_stack((r.first_ms, r.last_ms)).ravel(),
+                              np.column_stack((r.first, r.last)).ravel()) for r in rows])
         else:
-            series = self.fetch(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
-        labels = [s.labels for s in series]
-        values, present, stamps = last_samples(series, times, self.lookback_ms)
-        return Vector(labels, values, present, stamps)
+            cols = self.fetch_columns(node, ctx, int(times.min()) - self.lookback_ms, int(times.max()))
+        values, present, stamps = last_samples(cols, times, self.lookback_ms)
+        return Vector(list(cols.labels), values, present, stamps)
 
     def matrix_selector(self, node, ctx: _Context) -> Matrix:
         selector = node.vector_selector
@@ -286,28 +294,21 @@ class Engine:
         return Matrix(series, times, range_ms)
 
 
-def last_samples(series: list[RangeSeries], times: np.ndarray, lookback_ms: int
+def last_samples(cols: SampleColumns, times: np.ndarray, lookback_ms: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For every series and evaluation time, the newest sample in [t - lookback, t] (what an
     instant selector sees): values, present, sample timestamps, each (series, times).
 
-    All series at once: their samples are laid end to end with keys (series, time) that sort
-    globally, so one `searchsorted` answers every (series, time) pair. Done series by series,
-    the NumPy calls' overhead (~10 us per series) was most of a one-step query over thousands
-    of series (the anomaly engine's read of each new step)."""
-    n, m = len(series), len(times)
-    values = np.zeros((n, m))
-    present = np.zeros((n, m), dtype=bool)
-    stamps = np.zeros((n, m), dtype=np.int64)
-    if not n or not m:
-        return values, present, stamps
-    lens = np.fromiter((len(s.timestamps) for s in series), dtype=np.int64, count=n)
-    total = int(lens.sum())
-    if not total:
-        return values, present, stamps
-    ts = np.concatenate([s.timestamps for s in series])
-    vs = np.concatenate([s.values for s in series])
-    starts = np.cumsum(lens) - lens
+    All series at once: keys (series, time) sort globally over the samples laid end to end,
+    so one `searchsorted` answers every (series, time) pair. Done series by series, the
+    NumPy calls' overhead (~10 us per series) was most of a one-step query over thousands of
+    series (the anomaly engine's read of each new step)."""
+    n, m = len(cols), len(times)
+    ts, vs, offsets = cols.timestamps_ms, cols.values, cols.offsets
+    if not n or not m or not len(ts):
+        return np.zeros((n, m)), np.zeros((n, m), dtype=bool), np.zeros((n, m), dtype=np.int64)
+    starts = offsets[:-1]
+    lens = np.diff(offsets)
     lo = min(int(ts.min()), int(times.min()))
     span = max(int(ts.max()), int(times.max())) - lo + 1
     if span * n < 2**62:
@@ -315,8 +316,8 @@ def last_samples(series: list[RangeSeries], times: np.ndarray, lookback_ms: int
         keys = np.repeat(rows * span, lens) + (ts - lo)
         idx = np.searchsorted(keys, (rows * span)[:, None] + (times - lo)[None, :], side="right") - 1
     else:  # keys would overflow: one search per series
-        idx = np.stack([np.searchsorted(s.timestamps, times, side="right") - 1 + a
-                        for s, a in zip(series, starts.tolist(), strict=True)])
+        idx = np.stack([np.searchsorted(ts[a:b], times, side="right") - 1 + a
+                        for a, b in zip(starts.tolist(), offsets[1:].tolist(), strict=True)])
     ok = idx >= starts[:, None]
     safe = np.where(ok, idx, 0)
     stamps = ts[safe]

@@ -129,6 +129,8 @@ def check_duplicates(vec: Vector, what: str = "vector cannot contain metrics wit
 def merge_same_labels(vec: Vector) -> Vector:
     """Series that share a label set but never overlap in time become one series (as
     Prometheus's range evaluation does); overlapping ones are an error."""
+    if len(set(vec.labels)) == len(vec.labels):  # the usual case, e.g. a selector's series
+        return vec
     check_duplicates(vec)
     index: dict[Labels, int] = {}
     rows: list[int] = []

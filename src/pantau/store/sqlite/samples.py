@@ -167,27 +167,6 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     return sids, ts, vals
 
 
-def _merge_pieces(several: list[tuple[int, list[tuple[np.ndarray, np.ndarray]]]]
-                  ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Merge the pieces of every series that has several (pieces in write order; they may
-    overlap), in one sort for all of them rather than one per series: by time, the last
-    written value winning."""
-    lengths = [len(ts) for _, parts in several for ts, _ in parts]
-    sids = np.repeat(np.asarray([sid for sid, parts in several for _ in parts], dtype=np.int64), lengths)
-    ts = np.concatenate([ts for _, parts in several for ts, _ in parts])
-    vals = np.concatenate([v for _, parts in several for _, v in parts])
-    sids, ts, vals = _merge([(sids, ts, vals)])
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    if not len(sids):
-        return out
-    bounds = np.flatnonzero(np.diff(sids)) + 1
-    starts = np.concatenate(([0], bounds)).tolist()
-    ends = np.concatenate((bounds, [len(sids)])).tolist()
-    for a, b, sid in zip(starts, ends, sids[starts].tolist(), strict=True):
-        out[sid] = (ts[a:b], vals[a:b])
-    return out
-
-
 @dataclass
 class Cut:
     """The head's samples, merged and sorted by series then time, ready to be sealed."""
@@ -260,31 +239,52 @@ class SampleReader:
 
     def select(self, ids: Iterable[int], start_ms: int, end_ms: int
                ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        sids, offsets, ts, vals = self.select_columns(ids, start_ms, end_ms)
+        o = offsets.tolist()
+        return {sid: (ts[a:b], vals[a:b]) for sid, a, b in zip(sids.tolist(), o[:-1], o[1:], strict=True)}
+
+    def select_columns(self, ids: Iterable[int], start_ms: int, end_ms: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Samples of the wanted series laid end to end: (series ids ascending, offsets one
+        longer, timestamps, values); each series' samples sorted by time, the last written
+        value of a duplicated timestamp kept. No Python work per series beyond one per
+        chunk read: the head's samples are selected, sorted and split with NumPy alone."""
         wanted = sorted(set(ids))
-        if not wanted:
-            return {}
-        pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for part in self._parts(start_ms, end_ms):
-            self._select_partition(part, wanted, start_ms, end_ms, pieces)
-        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        several: list[tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = []
-        for sid, parts in pieces.items():
-            if len(parts) == 1:
-                # one piece (a chunk, or the head as `_unsealed` merged it) is already sorted
-                # by time with one value per timestamp: most series of a recent window
-                out[sid] = parts[0]
-            else:
-                several.append((sid, parts))
-        if several:
-            out.update(_merge_pieces(several))
-        return out
+        # blocks of (sid, ts, value) in write order: per partition its chunks (by series and
+        # cut), then its head; each block sorted by series then time
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        heads: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if wanted:
+            for part in self._parts(start_ms, end_ms):
+                self._select_partition(part, wanted, start_ms, end_ms, blocks, heads)
+        if not blocks:
+            return (np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                    np.zeros(0))
+        # one head block is in order already (merged by `_unsealed_columns`)
+        head_only = len(blocks) == 1 and len(heads) == 1
+        if len(blocks) == 1:
+            sids, ts, vals = blocks[0]
+        else:
+            sids = np.concatenate([b[0] for b in blocks])
+            ts = np.concatenate([b[1] for b in blocks])
+            vals = np.concatenate([b[2] for b in blocks])
+        if not head_only:
+            # chunks of several cuts, or chunks and the head, may overlap: merged unless the
+            # concatenation is already in (series, time) order with no repeated timestamp
+            ds, dt = np.diff(sids), np.diff(ts)
+            if not ((ds > 0) | ((ds == 0) & (dt > 0))).all():
+                sids, ts, vals = _merge([(sids, ts, vals)])
+        bounds = np.flatnonzero(np.diff(sids)) + 1
+        starts = np.concatenate(([0], bounds)).astype(np.int64)
+        return sids[starts], np.concatenate((starts, [len(sids)])).astype(np.int64), ts, vals
 
     def _select_partition(self, part: Partition, wanted: list[int], start_ms: int, end_ms: int,
-                          pieces: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> None:
+                          blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                          heads: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         conn = self.pool.get(part.path)
-        # Per series, the pieces in write order (chunks by cut, then the head) so that merging
-        # keeps the last written value of a duplicated timestamp.
-        local: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        c_sids: list[int] = []
+        c_ts: list[np.ndarray] = []
+        c_vals: list[np.ndarray] = []
         conn.execute("BEGIN")
         try:
             for i in range(0, len(wanted), _IN_CHUNK):
@@ -297,18 +297,25 @@ class SampleReader:
                     ts, vals = chunks.decode(blob)
                     sel = (ts >= start_ms) & (ts <= end_ms)
                     if sel.any():
-                        local.setdefault(sid, []).append((ts[sel], vals[sel]))
-            for sid, piece in self._unsealed(conn, part, wanted, start_ms, end_ms).items():
-                local.setdefault(sid, []).append(piece)
+                        c_sids.append(sid)
+                        c_ts.append(ts[sel])
+                        c_vals.append(vals[sel])
+            head = self._unsealed_columns(conn, part, wanted, start_ms, end_ms)
         finally:
             conn.execute("COMMIT")
-        for sid, plist in local.items():
-            pieces.setdefault(sid, []).extend(plist)
+        if c_sids:
+            lens = [len(t) for t in c_ts]
+            blocks.append((np.repeat(np.asarray(c_sids, dtype=np.int64), lens), np.concatenate(c_ts),
+                           np.concatenate(c_vals)))
+        if head is not None:
+            blocks.append(head)
+            heads.append(head)
 
-    def _unsealed(self, conn: sqlite3.Connection, part: Partition, wanted: list[int], start_ms: int,
-                  end_ms: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Samples not yet sealed into chunks, per series (call inside a read transaction):
-        from the head, or from the write-ahead rows if the head moved on since the snapshot."""
+    def _unsealed_columns(self, conn: sqlite3.Connection, part: Partition, wanted: list[int], start_ms: int,
+                          end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Samples not yet sealed into chunks (call inside a read transaction), sorted by
+        series and time, as (sid, ts, value) columns: from the head, or from the write-ahead
+        rows if the head moved on since the snapshot."""
         state: SamplePartition = part.state
         sealed_upto = conn.execute("SELECT v FROM sample_meta WHERE k = 'sealed_upto'").fetchone()[0]
         base, entries = state.head.entries_snapshot()
@@ -320,20 +327,30 @@ class SampleReader:
         # batches wholly outside the window are skipped (a recent window skips most of the head)
         recent.extend((e[1], e[2], e[3]) for e in entries
                       if e[0] > sealed_upto and e[4][0] <= end_ms and e[4][1] >= start_ms)
-        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if not recent:
-            return out
+            return None
         sids = np.concatenate([r[0] for r in recent])
         ts = np.concatenate([r[1] for r in recent])
         vals = np.concatenate([r[2] for r in recent])
-        sel = np.isin(sids, np.asarray(wanted, dtype=np.int64)) & (ts >= start_ms) & (ts <= end_ms)
+        sel = (ts >= start_ms) & (ts <= end_ms)
+        sel &= np.isin(sids, np.asarray(wanted, dtype=np.int64))
         if not sel.any():
+            return None
+        return _merge([(sids[sel], ts[sel], vals[sel])])
+
+    def _unsealed(self, conn: sqlite3.Connection, part: Partition, wanted: list[int], start_ms: int,
+                  end_ms: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """`_unsealed_columns` per series."""
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        cols = self._unsealed_columns(conn, part, wanted, start_ms, end_ms)
+        if cols is None:
             return out
-        sids, ts, vals = _merge([(sids[sel], ts[sel], vals[sel])])
+        sids, ts, vals = cols
         bounds = np.flatnonzero(np.diff(sids)) + 1
-        for a, b in zip(np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [len(sids)])).tolist(),
-                        strict=True):
-            out[int(sids[a])] = (ts[a:b], vals[a:b])
+        starts = np.concatenate(([0], bounds)).tolist()
+        ends = np.concatenate((bounds, [len(sids)])).tolist()
+        for a, b, sid in zip(starts, ends, sids[starts].tolist(), strict=True):
+            out[sid] = (ts[a:b], vals[a:b])
         return out
 
     def select_rollups(self, ids, start_ms: int, end_ms: int, rollup_parts: PartitionSet,

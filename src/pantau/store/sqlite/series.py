@@ -126,6 +126,7 @@ class SeriesIndex:
         """Ids of the series every matcher accepts (an absent label counts as "")."""
         with self._lock:
             candidates: Iterable[int] | None = None
+            exact: Matcher | None = None  # the matcher whose postings are the candidates
             for m in matchers:
                 if m.op == "=~" and m.name != METRIC_NAME:
                     # `instance=~"a|b|c"`: the union of a few postings (Prometheus's set matches)
@@ -139,12 +140,17 @@ class SeriesIndex:
                     found = (self.by_name.get(m.value, set()) if m.name == METRIC_NAME
                              else self.postings.get((m.name, m.value), set()))
                 if candidates is None or len(found) < len(candidates):  # type: ignore[arg-type]
-                    candidates = found
+                    candidates, exact = found, m
             if candidates is None:
                 candidates = list(self.labels)
             labels = self.labels
+            # the postings' own matcher holds for every candidate: not checked again (a metric
+            # name alone selects its series without a look at their labels)
+            rest = [m for m in matchers if m is not exact]
+            if not rest:
+                return list(candidates)
             return [sid for sid in candidates
-                    if all(m.matches(_value(labels[sid], m.name)) for m in matchers)]
+                    if all(m.matches(_value(labels[sid], m.name)) for m in rest)]
 
     def labels_of(self, ids: Iterable[int]) -> list[Labels]:
         with self._lock:

@@ -40,6 +40,7 @@ from pantau.store.base import (
     Matcher,
     Operation,
     RollupSeries,
+    SampleColumns,
     SeriesSamples,
     Store,
     StoreError,
@@ -513,11 +514,13 @@ class SQLiteStore(Store):
 
     def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
                        end_ms: int) -> list[SeriesSamples]:
+        return self.select_sample_columns(matchers, start_ms, end_ms).series()
+
+    def select_sample_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SampleColumns:
         ids = self._matching_ids(matchers, start_ms, end_ms)
-        data = self.sample_reader.select(ids, start_ms, end_ms)
-        out = [SeriesSamples(self.series.labels[sid], ts, vals) for sid, (ts, vals) in data.items()]
-        out.sort(key=lambda s: s.labels)
-        return out
+        sids, offsets, ts, vals = self.sample_reader.select_columns(ids, start_ms, end_ms)
+        labels = self.series.labels
+        return SampleColumns([labels[sid] for sid in sids.tolist()], offsets, ts, vals).sorted()
 
     def select_rollups(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
                        resolution_ms: int) -> list[RollupSeries]:
