@@ -32,3 +32,27 @@ def test_tiny_chunks():
         values = np.arange(n, dtype=np.float64)
         out_ts, out_values = chunks.decode(chunks.encode(ts, values))
         assert list(out_ts) == list(ts) and list(out_values) == list(values)
+
+
+def test_decode_many_equals_decode_one_by_one():
+    """Chunks of mixed lengths (empty ones first, last and between), stale markers, NaN,
+    timestamps going backwards: laid end to end, bit for bit what `decode` gives."""
+    rng = np.random.default_rng(11)
+    ref = []
+    for n in (0, 3, 1, 40, 40, 0, 2, 40, 7, 0):
+        ts = np.cumsum(rng.integers(-5, 30_000, n)).astype(np.int64) + 1_700_000_000_000
+        values = rng.normal(size=n)
+        if n > 2:
+            values[1] = stale_marker()
+            values[2] = np.nan
+        ref.append(chunks.encode(ts, values))
+    lens, ts, values = chunks.decode_many(ref)
+    offset = 0
+    for blob, n in zip(ref, lens.tolist(), strict=True):
+        one_ts, one_values = chunks.decode(blob)
+        assert n == len(one_ts)
+        assert (ts[offset:offset + n] == one_ts).all()
+        assert (values[offset:offset + n].view(np.uint64) == one_values.view(np.uint64)).all()
+        offset += n
+    assert offset == len(ts) == len(values)
+    assert [len(a) for a in chunks.decode_many([])] == [0, 0, 0]

@@ -69,6 +69,67 @@ def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     return ts, values
 
 
+def decode_many(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`decode` of many chunks at once: (samples per chunk, timestamps, values), the chunks'
+    samples laid end to end. Only the decompression is done chunk by chunk; the byte
+    transposition, the delta-of-delta sums and the XOR chains run over all samples together
+    (segmented: prefix sums and prefix XORs restarted at each chunk's first sample). A read of
+    a short window over thousands of series decodes one small chunk per series, where NumPy's
+    per-call overhead made `decode` ~20 us a chunk."""
+    dec = _codecs()[1]
+    head = _HEADER.size
+    counts = []
+    bodies = []
+    for blob in blobs:
+        version, n = _HEADER.unpack_from(blob)
+        if version != _VERSION:
+            raise ValueError(f"unknown chunk version {version}")
+        counts.append(n)
+        bodies.append(dec.decompress(blob[head:], max_output_size=16 * n))
+    lens = np.asarray(counts, dtype=np.int64)
+    total = int(lens.sum())
+    if not total:
+        return lens, np.zeros(0, dtype=np.int64), np.zeros(0)
+    starts = np.cumsum(lens) - lens  # first sample of each chunk
+    dod_v = np.empty(total, dtype=np.int64)
+    xor_v = np.empty(total, dtype=np.uint64)
+    # chunks of one length are un-transposed together (a short window over many series reads
+    # chunks of a few distinct lengths): each body is 16 rows of n bytes, byte j of the
+    # delta-of-delta words then byte j of the XOR words
+    sizes, group = np.unique(lens, return_inverse=True)
+    for g, n in enumerate(sizes.tolist()):
+        if not n:
+            continue
+        members = np.flatnonzero(group == g)
+        raw = np.frombuffer(b"".join([bodies[i] for i in members.tolist()]), dtype=np.uint8)
+        words = raw.reshape(len(members), 2, 8, n).transpose(0, 1, 3, 2).copy().view(np.uint64)
+        pos = (starts[members][:, None] + np.arange(n)[None, :]).ravel()
+        dod_v[pos] = words[:, 0, :, 0].ravel().view(np.int64)
+        xor_v[pos] = words[:, 1, :, 0].ravel()
+    some = lens > 0  # empty chunks have no first sample
+    s_starts, s_lens = starts[some], lens[some]
+    first = dod_v[s_starts].copy()  # each chunk's first timestamp
+    dd = dod_v.copy()
+    dd[s_starts] = 0
+    deltas = _segment_cumsum(dd, s_starts, s_lens)
+    ts = _segment_cumsum(deltas, s_starts, s_lens) + np.repeat(first, s_lens)
+    acc = np.bitwise_xor.accumulate(xor_v)
+    before = np.zeros(len(s_lens), dtype=np.uint64)
+    nz = s_starts > 0
+    before[nz] = acc[s_starts[nz] - 1]
+    values = (acc ^ np.repeat(before, s_lens)).view(np.float64)
+    return lens, ts, values
+
+
+def _segment_cumsum(x: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Cumulative sum restarted at each segment start."""
+    c = np.cumsum(x)
+    offset = np.zeros(len(starts), dtype=c.dtype)
+    nz = starts > 0
+    offset[nz] = c[starts[nz] - 1]
+    return c - np.repeat(offset, lens)
+
+
 # --- write-ahead records: one per write batch, uncompressed for speed -----------------------
 
 _WAL_HEADER = struct.Struct("<I")

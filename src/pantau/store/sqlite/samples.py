@@ -283,8 +283,7 @@ class SampleReader:
                           heads: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         conn = self.pool.get(part.path)
         c_sids: list[int] = []
-        c_ts: list[np.ndarray] = []
-        c_vals: list[np.ndarray] = []
+        c_blobs: list[bytes] = []
         conn.execute("BEGIN")
         try:
             for i in range(0, len(wanted), _IN_CHUNK):
@@ -294,19 +293,18 @@ class SampleReader:
                         f"SELECT series_id, data FROM chunks WHERE series_id IN ({marks}) "
                         f"AND t_min <= ? AND t_max >= ? ORDER BY series_id, cut",
                         (*group, end_ms, start_ms)):
-                    ts, vals = chunks.decode(blob)
-                    sel = (ts >= start_ms) & (ts <= end_ms)
-                    if sel.any():
-                        c_sids.append(sid)
-                        c_ts.append(ts[sel])
-                        c_vals.append(vals[sel])
+                    c_sids.append(sid)
+                    c_blobs.append(blob)
             head = self._unsealed_columns(conn, part, wanted, start_ms, end_ms)
         finally:
             conn.execute("COMMIT")
         if c_sids:
-            lens = [len(t) for t in c_ts]
-            blocks.append((np.repeat(np.asarray(c_sids, dtype=np.int64), lens), np.concatenate(c_ts),
-                           np.concatenate(c_vals)))
+            # all chunks decoded together (one per series for a short window)
+            lens, ts, vals = chunks.decode_many(c_blobs)
+            sids = np.repeat(np.asarray(c_sids, dtype=np.int64), lens)
+            sel = (ts >= start_ms) & (ts <= end_ms)
+            if sel.any():
+                blocks.append((sids[sel], ts[sel], vals[sel]))
         if head is not None:
             blocks.append(head)
             heads.append(head)
