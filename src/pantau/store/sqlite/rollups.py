@@ -140,25 +140,69 @@ def merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray] | None:
     }
 
 
+def summarise_all(sids: np.ndarray, ts: np.ndarray, values: np.ndarray, resolution: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`summarise` of every series of a cut at once (arrays sorted by series then time): the
+    rows in one `ROW` table, sorted by series then bucket, and each row's series id. One
+    NumPy pass instead of ~15 calls per series: sealing a head of 100,000 series (the anomaly
+    engine writes four score series per watched series) took seconds per resolution."""
+    keep = values.view(np.uint64) != STALE_NAN_BITS
+    if not keep.all():
+        sids, ts, values = sids[keep], ts[keep], values[keep]
+    n = len(ts)
+    table = np.empty(0, dtype=ROW)
+    if not n:
+        return table, np.zeros(0, dtype=np.int64)
+    bucket = ts // resolution * resolution
+    new_group = np.empty(n, dtype=bool)
+    new_group[0] = True
+    np.not_equal(sids[1:], sids[:-1], out=new_group[1:])
+    new_group[1:] |= bucket[1:] != bucket[:-1]
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], n]
+    # the counter increase from each sample to the next within its bucket (a drop is a reset)
+    step = np.zeros(n)
+    if n > 1:
+        d = np.diff(values)
+        inner = np.where(d >= 0, d, values[1:])
+        step[:-1] = np.where(np.isnan(inner), 0.0, inner)
+    step[ends - 1] = 0.0  # no step out of a bucket (nor from one series to the next)
+    table = np.empty(len(starts), dtype=ROW)
+    table["bucket"] = bucket[starts]
+    table["count"] = ends - starts
+    table["sum"] = np.add.reduceat(values, starts)
+    table["min"] = np.fmin.reduceat(values, starts)
+    table["max"] = np.fmax.reduceat(values, starts)
+    table["first"] = values[starts]
+    table["first_ts"] = ts[starts]
+    table["last"] = values[ends - 1]
+    table["last_ts"] = ts[ends - 1]
+    table["inc"] = np.add.reduceat(step, starts)
+    return table, sids[starts]
+
+
 def write_cut(partitions, resolution_name: str, source: int, cut: int, sids: np.ndarray, ts: np.ndarray,
               values: np.ndarray, starts: np.ndarray, ends: np.ndarray, get_partition) -> list:
     """Summarise a sealed cut (arrays sorted by series then time; `starts`/`ends` bound each
     series) and insert its rows into the rollup partitions. Returns the partitions touched,
     each inside an open transaction the caller commits."""
     resolution = RESOLUTIONS[resolution_name]
-    touched: dict[int, list[tuple]] = {}
     dur_ms = partitions.duration_ns // 1_000_000
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        rows = summarise(ts[a:b], values[a:b], resolution)
-        if rows is None:
-            continue
-        keys = rows["bucket"] // dur_ms
-        for key in np.unique(keys).tolist():
-            sel = keys == key
-            part_rows = {f: v[sel] for f, v in rows.items()} if not sel.all() else rows
-            touched.setdefault(key, []).append(
-                (int(sids[a]), source, cut, int(part_rows["bucket"][0]),
-                 int(part_rows["bucket"][-1]) + resolution - 1, encode(part_rows)))
+    table, row_sids = summarise_all(sids, ts, values, resolution)
+    if not len(table):
+        return []
+    keys = table["bucket"] // dur_ms
+    # one stored record per series and rollup partition
+    cuts = np.flatnonzero(np.r_[True, (row_sids[1:] != row_sids[:-1]) | (keys[1:] != keys[:-1])])
+    bounds = np.r_[cuts, len(table)].tolist()
+    compress = _codecs()[0].compress
+    first_bucket = table["bucket"][cuts].tolist()
+    last_bucket = table["bucket"][np.r_[cuts[1:], len(table)] - 1].tolist()
+    touched: dict[int, list[tuple]] = {}
+    for j, (a, b, sid, key) in enumerate(zip(bounds[:-1], bounds[1:], row_sids[cuts].tolist(), keys[cuts].tolist(),
+                                             strict=True)):
+        touched.setdefault(key, []).append(
+            (sid, source, cut, first_bucket[j], last_bucket[j] + resolution - 1, compress(table[a:b].tobytes())))
     out = []
     for key, items in touched.items():
         part = get_partition(resolution_name, key)
