@@ -56,3 +56,20 @@ def test_decode_many_equals_decode_one_by_one():
         offset += n
     assert offset == len(ts) == len(values)
     assert [len(a) for a in chunks.decode_many([])] == [0, 0, 0]
+
+
+def test_encode_many_is_byte_for_byte_encode():
+    rng = np.random.default_rng(12)
+    series = []
+    for n in (0, 1, 2, 3, 10, 10, 0, 10, 1, 57):
+        ts = np.cumsum(rng.integers(-5, 30_000, n)).astype(np.int64) + 1_700_000_000_000
+        values = rng.normal(size=n)
+        if n > 3:
+            values[1] = stale_marker()
+            values[2] = np.nan
+        series.append((ts, values))
+    lens = np.array([len(t) for t, _ in series])
+    ends = np.cumsum(lens)
+    blobs = chunks.encode_many(np.concatenate([t for t, _ in series]), np.concatenate([v for _, v in series]),
+                               ends - lens, ends)
+    assert blobs == [chunks.encode(t, v) for t, v in series]

@@ -52,6 +52,51 @@ def encode(timestamps: np.ndarray, values: np.ndarray) -> bytes:
     return _HEADER.pack(_VERSION, n) + _codecs()[0].compress(body)
 
 
+def encode_many(timestamps: np.ndarray, values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list[bytes]:
+    """`encode` of many series at once (series i is `[starts[i]:ends[i]]` of the arrays),
+    byte for byte the same chunks: deltas of deltas and XORs over all samples together,
+    series of one length transposed together; only the compression is per series. Sealing
+    a head of 100,000 series spent most of its time in `encode`'s NumPy calls."""
+    ts = timestamps.astype(np.int64, copy=False)
+    n_all = len(ts)
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    delta = np.empty(n_all, dtype=np.int64)
+    if n_all:
+        delta[0] = 0
+        np.subtract(ts[1:], ts[:-1], out=delta[1:])
+    dod = np.empty(n_all, dtype=np.int64)
+    if n_all:
+        dod[0] = 0
+        np.subtract(delta[1:], delta[:-1], out=dod[1:])
+    xor = bits.copy()
+    xor[1:] ^= bits[:-1]
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    lens = ends - starts
+    some = starts[lens > 0]
+    dod[some] = ts[some]  # each series' first sample: its timestamp and its bits as they are
+    xor[some] = bits[some]
+    second = starts[lens > 1] + 1
+    dod[second] = delta[second]  # its second: the plain delta
+    out: list[bytes] = [b""] * len(starts)
+    compress = _codecs()[0].compress
+    pack = _HEADER.pack
+    sizes, group = np.unique(lens, return_inverse=True)
+    for g, n in enumerate(sizes.tolist()):
+        members = np.flatnonzero(group == g)
+        if not n:
+            for i in members.tolist():
+                out[i] = pack(_VERSION, 0) + compress(b"")
+            continue
+        idx = starts[members][:, None] + np.arange(n)[None, :]
+        words = np.stack((dod.view(np.uint64)[idx], xor[idx]), axis=1)  # (series, 2, n)
+        body = np.ascontiguousarray(words.view(np.uint8).reshape(len(members), 2, n, 8).transpose(0, 1, 3, 2))
+        head = pack(_VERSION, n)
+        for i, row in zip(members.tolist(), body, strict=True):
+            out[i] = head + compress(row.tobytes())
+    return out
+
+
 def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     version, n = _HEADER.unpack_from(blob)
     if version != _VERSION:

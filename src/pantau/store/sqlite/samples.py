@@ -195,10 +195,12 @@ def write_cut(state: SamplePartition, cut: Cut) -> None:
     the commit."""
     sids, ts, vals = cut.sids, cut.ts, cut.values
     conn = state.conn
+    blobs = chunks.encode_many(ts, vals, cut.starts, cut.ends)
+    last = cut.ends - 1
     conn.executemany(
         "INSERT INTO chunks(series_id, t_min, cut, t_max, n, data) VALUES (?,?,?,?,?,?)",
-        ((int(sids[a]), int(ts[a]), cut.number, int(ts[b - 1]), int(b - a), chunks.encode(ts[a:b], vals[a:b]))
-         for a, b in zip(cut.starts.tolist(), cut.ends.tolist(), strict=True)))
+        zip(sids[cut.starts].tolist(), ts[cut.starts].tolist(), [cut.number] * len(blobs), ts[last].tolist(),
+            (cut.ends - cut.starts).tolist(), blobs, strict=True))
     new_series = set(np.unique(sids).tolist()) - state.known_series
     if new_series:
         conn.executemany("INSERT OR IGNORE INTO partition_series VALUES (?)", ((s,) for s in new_series))
