@@ -160,20 +160,21 @@ class AnomalyEngine:
             log.info("anomaly: resumed %d series baselines", len(self.series))
 
     def checkpoint(self) -> int:
-        """Save every series that learned something since the last checkpoint."""
-        n = 0
+        """Save every series that learned something since the last checkpoint, in one store
+        call (one transaction in SQLite: saved one by one, each its own commit, 5,000 series
+        took ~0.4 s, and with the default intervals this runs after every evaluation)."""
         with self._lock:
-            for st in self.series.values():
-                if st.dirty:
-                    self.store.put_state(NAMESPACE, st.key, st.to_bytes())
-                    st.dirty = False
-                    n += 1
+            dirty = [st for st in self.series.values() if st.dirty]
+            items: dict[str, bytes | None] = {st.key: st.to_bytes() for st in dirty}
             for watch, t in self.watch_last.items():
-                self.store.put_state(NAMESPACE, f"watch:{watch}", str(t).encode())
+                items[f"watch:{watch}"] = str(t).encode()
             for name, state in self.rules.state().items():
-                self.store.put_state(NAMESPACE, f"rule:{name}", orjson.dumps(state))
+                items[f"rule:{name}"] = orjson.dumps(state)
+            self.store.put_states(NAMESPACE, items)
+            for st in dirty:
+                st.dirty = False
         self._last_checkpoint = time.monotonic()
-        return n
+        return len(dirty)
 
     # --- evaluation ------------------------------------------------------------------------
     def evaluate(self, now_s: float | None = None) -> EvalStats:
