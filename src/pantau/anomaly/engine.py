@@ -39,6 +39,7 @@ from pantau.bus import Bus
 from pantau.model import Labels, SampleBatch, make_labels, series_key
 from pantau.query.promql import Engine as PromQL
 from pantau.query.promql import PromQLError
+from pantau.query.promql.values import Vector
 from pantau.store.base import Event, Store
 
 log = logging.getLogger("pantau.anomaly")
@@ -258,7 +259,7 @@ class AnomalyEngine:
                 self._judge(watch, st, scored, live, batch, stats)
         self.watch_last[watch.name] = end
 
-    def _new_series(self, watch: WatchConfig, result, found: list[SeriesState | None],
+    def _new_series(self, watch: WatchConfig, result: Vector, found: list[SeriesState | None],
                     index: dict[Labels, SeriesState], start: int, last: int | None) -> None:
         """States for the rows of `result` seen for the first time (filled into `found`). A
         series appearing after the watch's first evaluation learns from what is stored before
