@@ -15,7 +15,7 @@ import re
 from pantau.query.promql import engine as promql_engine
 from pantau.query.promql.engine import Engine, InstantResult, parse, selector_matchers
 from pantau.query.promql.values import Matrix, RangeSeries, Scalar, Vector
-from pantau.store.base import Matcher
+from pantau.store.base import Matcher, SampleColumns, SeriesSamples
 
 
 def _selectors(node, out: list) -> None:
@@ -123,6 +123,14 @@ class RuleEngine(Engine):
         found = shared.select(selector_matchers(selector))
         ctx.samples += sum(len(s.values) for s in found)
         return found
+
+    def fetch_columns(self, selector, ctx, start: int, end: int) -> SampleColumns:
+        """Instant selectors read columns (see `Engine.fetch_columns`); a shared metric's come
+        from the group's one read, as `fetch` gives them."""
+        if not selector.name or selector.name not in self._shared_reads:
+            return super().fetch_columns(selector, ctx, start, end)
+        found = self.fetch(selector, ctx, start, end)
+        return SampleColumns.from_series([SeriesSamples(s.labels, s.timestamps, s.values) for s in found])
 
     def instant(self, query: str, t_ms: int) -> InstantResult:
         """`Engine.instant` with the parsed expression kept between evaluations."""

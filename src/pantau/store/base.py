@@ -108,6 +108,10 @@ class SampleColumns:
         np.cumsum(lens, out=offsets[1:])
         if not len(series):
             return cls([], offsets, np.zeros(0, dtype=np.int64), np.zeros(0))
+        if len(series) == 1:  # e.g. one alert rule's series: no copy
+            s = series[0]
+            return cls([s.labels], offsets, np.asarray(s.timestamps_ms, dtype=np.int64),
+                       np.asarray(s.values, dtype=np.float64))
         return cls([s.labels for s in series], offsets,
                    np.concatenate([np.asarray(s.timestamps_ms, dtype=np.int64) for s in series]),
                    np.concatenate([np.asarray(s.values, dtype=np.float64) for s in series]))

@@ -311,7 +311,9 @@ def last_samples(cols: SampleColumns, times: np.ndarray, lookback_ms: int
     lens = np.diff(offsets)
     lo = min(int(ts.min()), int(times.min()))
     span = max(int(ts.max()), int(times.max())) - lo + 1
-    if span * n < 2**62:
+    if n == 1:  # one series (an alert rule's): the keys would be its timestamps
+        idx = (np.searchsorted(ts, times, side="right") - 1)[None, :]
+    elif span * n < 2**62:
         rows = np.arange(n, dtype=np.int64)
         keys = np.repeat(rows * span, lens) + (ts - lo)
         idx = np.searchsorted(keys, (rows * span)[:, None] + (times - lo)[None, :], side="right") - 1
