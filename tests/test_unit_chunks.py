@@ -73,3 +73,14 @@ def test_encode_many_is_byte_for_byte_encode():
     blobs = chunks.encode_many(np.concatenate([t for t, _ in series]), np.concatenate([v for _, v in series]),
                                ends - lens, ends)
     assert blobs == [chunks.encode(t, v) for t, v in series]
+
+
+def test_decode_many_of_long_chunks():
+    """Long chunks (a long range read) take the one-by-one path: the same answer."""
+    rng = np.random.default_rng(13)
+    ref = [chunks.encode(np.cumsum(rng.integers(1, 30_000, n)).astype(np.int64), rng.normal(size=n))
+           for n in (1000, 0, 700, 2)]
+    lens, ts, values = chunks.decode_many(ref)
+    assert lens.tolist() == [1000, 0, 700, 2]
+    assert (ts == np.concatenate([chunks.decode(b)[0] for b in ref])).all()
+    assert (values == np.concatenate([chunks.decode(b)[1] for b in ref])).all()

@@ -114,6 +114,9 @@ def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     return ts, values
 
 
+_MANY_UP_TO = 256  # mean samples per chunk up to which decode_many decodes chunks together
+
+
 def decode_many(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`decode` of many chunks at once: (samples per chunk, timestamps, values), the chunks'
     samples laid end to end. Only the decompression is done chunk by chunk; the byte
@@ -121,20 +124,24 @@ def decode_many(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     (segmented: prefix sums and prefix XORs restarted at each chunk's first sample). A read of
     a short window over thousands of series decodes one small chunk per series, where NumPy's
     per-call overhead made `decode` ~20 us a chunk."""
-    dec = _codecs()[1]
-    head = _HEADER.size
     counts = []
-    bodies = []
     for blob in blobs:
         version, n = _HEADER.unpack_from(blob)
         if version != _VERSION:
             raise ValueError(f"unknown chunk version {version}")
         counts.append(n)
-        bodies.append(dec.decompress(blob[head:], max_output_size=16 * n))
     lens = np.asarray(counts, dtype=np.int64)
     total = int(lens.sum())
     if not total:
         return lens, np.zeros(0, dtype=np.int64), np.zeros(0)
+    if total > _MANY_UP_TO * len(blobs):
+        # long chunks (a long range): decode's per-call overhead is small next to the samples,
+        # and grouping by length would only add copies
+        pairs = [decode(blob) for blob in blobs]
+        return lens, np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+    dec = _codecs()[1]
+    head = _HEADER.size
+    bodies = [dec.decompress(blob[head:], max_output_size=16 * n) for blob, n in zip(blobs, counts, strict=True)]
     starts = np.cumsum(lens) - lens  # first sample of each chunk
     dod_v = np.empty(total, dtype=np.int64)
     xor_v = np.empty(total, dtype=np.uint64)

@@ -167,6 +167,28 @@ def _merge(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.n
     return sids, ts, vals
 
 
+def _merge_blocks(sids: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Blocks laid end to end in write order, each sorted by series then time, into one: a
+    stable sort by series (a merge of a few sorted runs) puts each series' pieces together in
+    write order; only the series whose pieces then overlap in time are sorted by time (chunks
+    of several cuts, or chunks and the head, rarely overlap). One `lexsort` of every sample
+    read made a day's range query over 1,000 series twice as slow."""
+    if len(sids) > 1 and (sids[1:] < sids[:-1]).any():
+        order = np.argsort(sids, kind="stable")
+        sids, ts, vals = sids[order], ts[order], vals[order]
+    if len(sids) < 2:
+        return sids, ts, vals
+    bad = (sids[1:] == sids[:-1]) & (ts[1:] <= ts[:-1])
+    if not bad.any():
+        return sids, ts, vals
+    mixed = np.isin(sids, np.unique(sids[1:][bad]))
+    m_sids, m_ts, m_vals = _merge([(sids[mixed], ts[mixed], vals[mixed])])
+    keep = ~mixed
+    sids = np.concatenate((sids[keep], m_sids))
+    order = np.argsort(sids, kind="stable")
+    return sids[order], np.concatenate((ts[keep], m_ts))[order], np.concatenate((vals[keep], m_vals))[order]
+
+
 @dataclass
 class Cut:
     """The head's samples, merged and sorted by series then time, ready to be sealed."""
@@ -271,11 +293,7 @@ class SampleReader:
             ts = np.concatenate([b[1] for b in blocks])
             vals = np.concatenate([b[2] for b in blocks])
         if not head_only:
-            # chunks of several cuts, or chunks and the head, may overlap: merged unless the
-            # concatenation is already in (series, time) order with no repeated timestamp
-            ds, dt = np.diff(sids), np.diff(ts)
-            if not ((ds > 0) | ((ds == 0) & (dt > 0))).all():
-                sids, ts, vals = _merge([(sids, ts, vals)])
+            sids, ts, vals = _merge_blocks(sids, ts, vals)
         bounds = np.flatnonzero(np.diff(sids)) + 1
         starts = np.concatenate(([0], bounds)).astype(np.int64)
         return sids[starts], np.concatenate((starts, [len(sids)])).astype(np.int64), ts, vals

@@ -514,13 +514,18 @@ class SQLiteStore(Store):
 
     def select_samples(self, matchers: Sequence[Matcher], start_ms: int,
                        end_ms: int) -> list[SeriesSamples]:
-        return self.select_sample_columns(matchers, start_ms, end_ms).series()
+        out = self._columns(matchers, start_ms, end_ms).series()  # views, in series id order
+        out.sort(key=lambda s: s.labels)
+        return out
 
     def select_sample_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SampleColumns:
+        return self._columns(matchers, start_ms, end_ms).sorted()
+
+    def _columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> SampleColumns:
         ids = self._matching_ids(matchers, start_ms, end_ms)
         sids, offsets, ts, vals = self.sample_reader.select_columns(ids, start_ms, end_ms)
         labels = self.series.labels
-        return SampleColumns([labels[sid] for sid in sids.tolist()], offsets, ts, vals).sorted()
+        return SampleColumns([labels[sid] for sid in sids.tolist()], offsets, ts, vals)
 
     def select_rollups(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int,
                        resolution_ms: int) -> list[RollupSeries]:
