@@ -69,7 +69,7 @@ class AlertingService:
         self.clock = clock or Clock()
         self.started_at = self.clock.now()
         self.external_url = (cfg.external_url or "").rstrip("/")
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self._http: httpx.AsyncClient | None = None
         self.alerts = AlertStore(store, self.clock)
         self.silences = Silences(store, self.clock)
         self.nlog = NotificationLog(store)
@@ -90,6 +90,14 @@ class AlertingService:
         self.alerts.subscribe(self._on_alert)
 
     # --- set-up ------------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client of the HTTP notifiers, made when the first one is: with only e-mail or no
+        receivers, the hub never loads an HTTP client stack or a CA bundle (~1.4 MB)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
+        return self._http
 
     def load(self) -> None:
         """Read durable state and configuration (blocking; call from a worker thread).
@@ -362,7 +370,8 @@ class AlertingService:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(self._final_flush)
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     def _final_flush(self) -> None:
         self.alerts.persist()

@@ -67,7 +67,8 @@ class LogPatternService:
         self.config = cfg = config or LogsConfig()
         self.clock = clock
         self.miner = self._restore()
-        self.detectors = DetectorSet(cfg.detectors) if cfg.detectors_enabled else None
+        # with a worker process the detectors (and their Hyperscan database) live only there
+        self.detectors = DetectorSet(cfg.detectors) if cfg.detectors_enabled and not cfg.worker_process else None
         self._queue: queue.Queue[LogBatch | None] = queue.Queue()
         self._queued = 0  # records in the queue (bounded by queue_records)
         self._queued_lock = threading.Lock()
@@ -90,7 +91,7 @@ class LogPatternService:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.config.patterns.enabled and self.detectors is None:
+        if not self.config.patterns.enabled and not self.config.detectors_enabled:
             return
         if self.config.worker_process:
             self._worker = LogWorker(self.config.model_dump_json(), self.miner.to_bytes())
