@@ -84,6 +84,8 @@ class AlertingService:
         self.am_error: str | None = None
         self._mtimes: dict[str, tuple[float, int]] = {}
         self._am_mtime: tuple[float, int] | None = None
+        # signatures of changed files seen once by the background check, not yet loaded
+        self._pending: dict[str, tuple[float, int]] = {}
         self._key = b""
         self._tasks: list[asyncio.Task] = []
         self.pipeline: Pipeline | None = None
@@ -196,8 +198,19 @@ class AlertingService:
             out += sorted(glob.glob(self._resolve(pattern)))
         return list(dict.fromkeys(out))
 
-    def reload_rules(self, force: bool = False) -> bool:
-        """Re-read changed rule files; a file with errors keeps its previous rules."""
+    def _settled(self, path: str, sig: tuple[float, int]) -> bool:
+        """Whether a changed file looked the same at the previous background check. Editors and
+        `write_text` truncate and then write: a check in between must not load the empty or
+        half-written file (an empty rule file would drop every rule and resolve what fires)."""
+        if self._pending.get(path) == sig:
+            del self._pending[path]
+            return True
+        self._pending[path] = sig
+        return False
+
+    def reload_rules(self, force: bool = False, settle: bool = False) -> bool:
+        """Re-read changed rule files; a file with errors keeps its previous rules. With `settle`
+        (the background check) a change is loaded once it has stayed the same for one interval."""
         paths = self.rule_paths()
         changed: dict[str, list] = {}
         seen = set(paths)
@@ -208,6 +221,9 @@ class AlertingService:
                 continue
             sig = (st.st_mtime, st.st_size)
             if not force and self._mtimes.get(path) == sig:
+                self._pending.pop(path, None)
+                continue
+            if settle and not force and not self._settled(path, sig):
                 continue
             self._mtimes[path] = sig
             try:
@@ -221,6 +237,7 @@ class AlertingService:
         removed = {f for f in self._mtimes if f not in seen}
         for f in removed:
             del self._mtimes[f]
+            self._pending.pop(f, None)
             self.rule_errors.pop(f, None)
         if not changed and not removed:
             return False
@@ -228,7 +245,9 @@ class AlertingService:
         self.rules.update(groups, set(changed) | removed)
         return True
 
-    def reload_am(self) -> bool:
+    def reload_am(self, settle: bool = False) -> bool:
+        """Re-read the Alertmanager file if it changed; a file with errors keeps the running
+        configuration. `settle` as for `reload_rules`."""
         if not self.am_path:
             return False
         path = self._resolve(self.am_path)
@@ -237,9 +256,13 @@ class AlertingService:
         except OSError as exc:
             self.am_error = f"{path}: {exc.strerror}"
             return False
-        if self._am_mtime == (st.st_mtime, st.st_size):
+        sig = (st.st_mtime, st.st_size)
+        if self._am_mtime == sig:
+            self._pending.pop(path, None)
             return False
-        self._am_mtime = (st.st_mtime, st.st_size)
+        if settle and not self._settled(path, sig):
+            return False
+        self._am_mtime = sig
         try:
             am = amconfig.load(path)
             pipeline = self._build(am)
@@ -398,8 +421,8 @@ class AlertingService:
 
     async def maintenance(self) -> None:
         """Once a second: reload changed files, take due escalation steps, persist and GC."""
-        await asyncio.to_thread(self.reload_rules)
-        await asyncio.to_thread(self.reload_am)
+        await asyncio.to_thread(self.reload_rules, settle=True)
+        await asyncio.to_thread(self.reload_am, settle=True)
         if self.pipeline is not None:
             d = self.pipeline.dispatcher
             await self.escalator.tick(self.alerts.all(), self.clock.now(), d, self.suppressed)
