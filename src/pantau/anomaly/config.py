@@ -71,6 +71,9 @@ class DetectorsConfig(_Strict):
     seasonal_gate: bool = Field(True, description="a value usual for its hour of the week is not anomalous")
     seasonal_alone: float = Field(0.999, gt=0, le=1, description="seasonal score at which a value is anomalous "
                                   "even inside the recent range (~10 standard deviations from its hour's level)")
+    records: bool = Field(True, description="a value beyond the series' all-time range is not capped by the "
+                          "seasonal score (the first spike higher than all the usual ones)")
+    record_margin: float = Field(0.02, ge=0, description="... beyond it by this share of the all-time range")
     weights: dict[str, float] = Field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     robust_z: RobustZConfig = RobustZConfig()
@@ -93,6 +96,7 @@ class DetectorsConfig(_Strict):
         return EnsembleParams(
             window=self.window, min_points=self.min_points, refractory=self.refractory,
             seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
+            records=self.records, record_margin=self.record_margin,
             only=only,
             robust_z=RobustZParams(**self.robust_z.model_dump()),
             iqr=IQRParams(**self.iqr.model_dump()),

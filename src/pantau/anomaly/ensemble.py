@@ -9,6 +9,12 @@ from the weekend's values the trailing window holds. The other way round, a valu
 unusual for its hour (`seasonal_alone`) is an anomaly even inside the recent range (a day that
 stays flat where it always peaks). On NAB the cap is what helps most (see docs/benchmarks.md).
 
+Records. The cap trusts the hour's usual spread, which a series with recurring spikes widens
+until a spike larger than any before is "usual for 14:00". A value beyond everything the series
+has ever shown (above its all-time maximum or below its all-time minimum, two numbers of state)
+is not capped: the point detectors decide alone. Recurring spikes of the usual height stay
+capped; the first one higher than all of them does not (on NAB: +4.6, see docs/benchmarks.md).
+
 Alerting on the onset. An anomaly is one event, not one alarm per point: after a point scores
 above `refractory_level`, later points of the same excursion are damped for `refractory` points
 (the anomaly's event stays open meanwhile, see the engine). This is also what NAB rewards: the
@@ -34,7 +40,8 @@ from pantau.anomaly.seasonal import Seasonal, SeasonalParams, slot_name
 from pantau.anomaly.window import TrailingWindow
 
 DETECTORS = ("robust_z", "iqr", "ewma", "cusum", "seasonal")
-_MAGIC = b"PAE1"
+_MAGIC = b"PAE2"  # PAE1: the same without the all-time extremes
+_HEAD = "<4sddqddqqq3dqqqH"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class EnsembleParams:
     # ... and a value this unusual for its hour (seasonal score, ~10 standard deviations) is an
     # anomaly even inside the recent range: a day that stays flat where it always peaks
     seasonal_alone: float = 0.999
+    # a value beyond the series' all-time range is not capped by the seasonal score
+    records: bool = True
+    record_margin: float = 0.02  # ... by this share of the all-time range (noise at a trough is no record)
     refractory: int = 200  # points damped after an onset (0: off)
     refractory_level: float = 0.5
     only: str | None = None  # one detector alone (backtesting a single detector)
@@ -79,6 +89,7 @@ class Scored:
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    record: np.ndarray | None = None  # +1 above the all-time maximum, -1 below the minimum, 0
 
     def __len__(self) -> int:
         return len(self.score)
@@ -101,6 +112,8 @@ class Scored:
         is trusted and another detector spoke, the usual level for the hour is added."""
         name = self.main_detector(i)
         reason = self._explain(name, i, what, unit)
+        if self.record is not None and self.record[i] and name != "seasonal":
+            reason += f"; the {'highest' if self.record[i] > 0 else 'lowest'} value this series has shown"
         seasonal = self.detectors.get("seasonal")
         if name != "seasonal" and seasonal is not None and self.seasonal_kind[i]:
             slot = slot_name(int(self.t_ms[i]), self.seasonal_kind[i] == 1)
@@ -169,6 +182,8 @@ class Ensemble:
         self.cusum = CUSUM(params.cusum)
         self.seasonal = Seasonal(params.seasonal)
         self.cooldown = 0  # points left in the refractory period
+        self.hi = -math.inf  # all-time extremes of the values seen
+        self.lo = math.inf
         self.last_t = -1  # timestamp (ms) of the last point seen
         self.seen = 0
 
@@ -193,6 +208,7 @@ class Ensemble:
         outs["ewma"] = self.ewma.score(x)
         outs["cusum"], since = self.cusum.score(t_ms, robust.z, valid)
         outs["seasonal"], kind = self.seasonal.score(t_ms, x)
+        record = self._records(x, valid)
         for out in outs.values():
             out.score = np.where(valid, out.score, 0.0)
         if self.p.only:
@@ -206,7 +222,7 @@ class Ensemble:
             score = 1.0 - keep
             if self.p.seasonal_gate and w.get("seasonal", 0.0) > 0:
                 seas = outs["seasonal"].score
-                score = np.where(kind > 0, np.minimum(score, seas), score)
+                score = np.where((kind > 0) & (record == 0), np.minimum(score, seas), score)
                 score = np.where((kind > 0) & (seas >= self.p.seasonal_alone), np.maximum(score, seas), score)
         score = np.clip(score, 0.0, 1.0)
         raw = score
@@ -220,7 +236,21 @@ class Ensemble:
         upper = np.where(use_seasonal, seasonal.upper, band.upper) if seasonal is not None else band.upper
         self.last_t = int(t_ms[-1]) if n else self.last_t
         self.seen += n
-        return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
+        return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper, record)
+
+    def _records(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Per point +1 if it is above every value before it (in the series' life), -1 if below
+        every one, else 0 (and 0 while the detectors are still learning); then learn them."""
+        if not self.p.records or not len(x):
+            return np.zeros(len(x), dtype=np.int8)
+        before_hi = np.maximum.accumulate(np.concatenate([[self.hi], x[:-1]]))
+        before_lo = np.minimum.accumulate(np.concatenate([[self.lo], x[:-1]]))
+        with np.errstate(invalid="ignore"):
+            margin = np.nan_to_num(self.p.record_margin * (before_hi - before_lo), nan=0.0, posinf=0.0)
+        record = np.where(x > before_hi + margin, 1, np.where(x < before_lo - margin, -1, 0)).astype(np.int8)
+        record[~valid] = 0
+        self.hi, self.lo = max(self.hi, float(x.max())), min(self.lo, float(x.min()))
+        return record
 
     def score_point(self, t: int, x: float) -> Scored:
         """`score` of one point given as plain numbers (the hub's streaming path)."""
@@ -240,6 +270,12 @@ class Ensemble:
         ew = self.ewma.score_one(x)
         cs, csum, since = self.cusum.score_one(t, rz[1], valid)
         se, kind = self.seasonal.score_one(t, x)
+        record = 0
+        if p.records:
+            if valid:
+                margin = p.record_margin * (self.hi - self.lo)
+                record = 1 if x > self.hi + margin else -1 if x < self.lo - margin else 0
+            self.hi, self.lo = max(self.hi, x), min(self.lo, x)
         nan = float("nan")
         parts = {"robust_z": rz, "iqr": iq, "ewma": ew, "cusum": (cs, csum, nan, nan, nan), "seasonal": se}
         scores = {k: (v[0] if valid else 0.0) for k, v in parts.items()}
@@ -254,7 +290,8 @@ class Ensemble:
             score = 1.0 - keep
             if p.seasonal_gate and w.get("seasonal", 0.0) > 0 and kind > 0:
                 seas = scores["seasonal"]
-                score = min(score, seas)
+                if not record:
+                    score = min(score, seas)
                 if seas >= p.seasonal_alone:
                     score = max(score, seas)
         score = min(max(score, 0.0), 1.0)
@@ -277,9 +314,9 @@ class Ensemble:
             flat += (scores[k], v[1], v[2], v[3], v[4])
         arr = np.array(flat)
         outs = _PointOutputs(arr, names)
-        ints = np.array([t, kind, since, min(count, p.window)], dtype=np.int64)
+        ints = np.array([t, kind, since, min(count, p.window), record], dtype=np.int64)
         return Scored(ints[0:1], arr[2:3], arr[0:1], arr[1:2], outs, ints[1:2], ints[2:3], ints[3:4],
-                      arr[3:4], arr[4:5], arr[5:6])
+                      arr[3:4], arr[4:5], arr[5:6], ints[4:5])
 
     def _score_with_gaps(self, t_ms: np.ndarray, x: np.ndarray, finite: np.ndarray) -> Scored:
         n = len(x)
@@ -300,6 +337,9 @@ class Ensemble:
         if inner is not None:
             for f in ("score", "raw", "seasonal_kind", "cusum_since", "window_count", "expected", "lower", "upper"):
                 getattr(res, f)[good] = getattr(inner, f)
+            if inner.record is not None:
+                res.record = np.zeros(n, dtype=np.int8)
+                res.record[good] = inner.record
         return res
 
     def _refractory(self, score: np.ndarray) -> np.ndarray:
@@ -334,17 +374,21 @@ class Ensemble:
         up, down, up_since, down_since = self.cusum.state()
         week, day, hour, acc = self.seasonal.state()
         win = self.window.state()
-        head = struct.pack("<4sddqddqqq3dqqqH", _MAGIC, mean, var, count, up, down, up_since, down_since,
+        head = struct.pack(_HEAD, _MAGIC, mean, var, count, up, down, up_since, down_since,
                            hour, *acc, self.cooldown, self.last_t, self.seen, len(win))
-        return head + win.astype("<f4").tobytes() + week.astype("<f4").tobytes() + day.astype("<f4").tobytes()
+        return (head + struct.pack("<dd", self.hi, self.lo) + win.astype("<f4").tobytes()
+                + week.astype("<f4").tobytes() + day.astype("<f4").tobytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, params: EnsembleParams = EnsembleParams()) -> Ensemble:
-        fmt = "<4sddqddqqq3dqqqH"
-        size = struct.calcsize(fmt)
-        fields = struct.unpack(fmt, data[:size])
-        if fields[0] != _MAGIC:
+        size = struct.calcsize(_HEAD)
+        fields = struct.unpack(_HEAD, data[:size])
+        if fields[0] not in (_MAGIC, b"PAE1"):
             raise ValueError("not an ensemble state")
+        extremes = None
+        if fields[0] == _MAGIC:
+            extremes = struct.unpack("<dd", data[size:size + 16])
+            size += 16
         (_, mean, var, count, up, down, up_since, down_since, hour, a0, a1, a2,
          cooldown, last_t, seen, nwin) = fields
         ens = cls(params)
@@ -357,6 +401,10 @@ class Ensemble:
         off += 4 * 3 * 168
         day = np.frombuffer(data, "<f4", 3 * 24, off)
         ens.window.load(win)
+        if extremes is not None:
+            ens.hi, ens.lo = extremes
+        elif nwin:  # a state saved before the extremes were kept: the window's are the best guess
+            ens.hi, ens.lo = float(win.max()), float(win.min())
         ens.seasonal.load(week, day, hour, [a0, a1, a2])
         ens.cooldown, ens.last_t, ens.seen = int(cooldown), int(last_t), int(seen)
         return ens
