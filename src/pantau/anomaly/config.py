@@ -8,6 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pantau.anomaly.changepoint import CUSUMParams
+from pantau.anomaly.context import ContextParams
 from pantau.anomaly.duration import Duration
 from pantau.anomaly.ensemble import DETECTORS, EnsembleParams
 from pantau.anomaly.ewma import EWMAParams
@@ -74,6 +75,9 @@ class DetectorsConfig(_Strict):
     records: bool = Field(True, description="a value beyond the series' all-time range is not capped by the "
                           "seasonal score (the first spike higher than all the usual ones)")
     record_margin: float = Field(0.02, ge=0, description="... beyond it by this share of the all-time range")
+    context: bool = Field(True, description="cap the onset score by how new the point's transition is (a burst "
+                          "the series has made often is a habit, not an onset); events are not affected")
+    context_decay_every: int = Field(4096, ge=0, description="points between halvings of the transition counts")
     weights: dict[str, float] = Field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     robust_z: RobustZConfig = RobustZConfig()
@@ -97,6 +101,7 @@ class DetectorsConfig(_Strict):
             window=self.window, min_points=self.min_points, refractory=self.refractory,
             seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
             records=self.records, record_margin=self.record_margin,
+            context=ContextParams(decay_every=self.context_decay_every) if self.context else None,
             only=only,
             robust_z=RobustZParams(**self.robust_z.model_dump()),
             iqr=IQRParams(**self.iqr.model_dump()),

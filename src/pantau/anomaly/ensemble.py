@@ -15,6 +15,11 @@ has ever shown (above its all-time maximum or below its all-time minimum, two nu
 is not capped: the point detectors decide alone. Recurring spikes of the usual height stay
 capped; the first one higher than all of them does not (on NAB: +4.6, see docs/benchmarks.md).
 
+Habits. A transition the series has made often before (calm to a 12-MAD burst, say) is not a
+new onset: the onset score is capped by the transition-novelty member (`context`), except for
+records and values far from their hour's usual level. Events use the score before this damping
+(a long anomaly keeps repeating its own transition and must not end early).
+
 Alerting on the onset. An anomaly is one event, not one alarm per point: after a point scores
 above `refractory_level`, later points of the same excursion are damped for `refractory` points
 (the anomaly's event stays open meanwhile, see the engine). This is also what NAB rewards: the
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pantau.anomaly.changepoint import CUSUM, CUSUMParams
+from pantau.anomaly.context import ContextParams, TransitionNovelty
 from pantau.anomaly.ewma import EWMA, EWMAParams
 from pantau.anomaly.iqr import IQRFences, IQRParams
 from pantau.anomaly.output import DetectorOutput
@@ -40,7 +46,8 @@ from pantau.anomaly.seasonal import Seasonal, SeasonalParams, slot_name
 from pantau.anomaly.window import TrailingWindow
 
 DETECTORS = ("robust_z", "iqr", "ewma", "cusum", "seasonal")
-_MAGIC = b"PAE2"  # PAE1: the same without the all-time extremes
+_MAGIC = b"PAE2"  # PAE1: the same without the all-time extremes and the transition counts
+_EXTRA = "<ddbq"
 _HEAD = "<4sddqddqqq3dqqqH"
 
 
@@ -62,6 +69,10 @@ class EnsembleParams:
     # a value beyond the series' all-time range is not capped by the seasonal score
     records: bool = True
     record_margin: float = 0.02  # ... by this share of the all-time range (noise at a trough is no record)
+    # the onset score is capped by how new the point's transition is (see pantau.anomaly.context),
+    # except for records and where the hour's profile scores the value at least `context_exempt`
+    context: ContextParams | None = field(default_factory=ContextParams)
+    context_exempt: float = 0.99
     refractory: int = 200  # points damped after an onset (0: off)
     refractory_level: float = 0.5
     only: str | None = None  # one detector alone (backtesting a single detector)
@@ -80,8 +91,8 @@ class Scored:
 
     t_ms: np.ndarray
     x: np.ndarray
-    score: np.ndarray  # the onset score: damped for `refractory` points after an onset
-    raw: np.ndarray  # the same before damping: how anomalous each point is
+    score: np.ndarray  # the onset score: capped for habitual transitions, damped after an onset
+    raw: np.ndarray  # the same before both: how anomalous each point is (events use it)
     detectors: Mapping[str, DetectorOutput]
     seasonal_kind: np.ndarray  # 1 weekly profile trusted, 2 daily, 0 none
     cusum_since: np.ndarray
@@ -112,7 +123,7 @@ class Scored:
         is trusted and another detector spoke, the usual level for the hour is added."""
         name = self.main_detector(i)
         reason = self._explain(name, i, what, unit)
-        if self.record is not None and self.record[i] and name != "seasonal":
+        if self.record is not None and self.record[i]:
             reason += f"; the {'highest' if self.record[i] > 0 else 'lowest'} value this series has shown"
         seasonal = self.detectors.get("seasonal")
         if name != "seasonal" and seasonal is not None and self.seasonal_kind[i]:
@@ -181,6 +192,7 @@ class Ensemble:
         self.ewma = EWMA(params.ewma)
         self.cusum = CUSUM(params.cusum)
         self.seasonal = Seasonal(params.seasonal)
+        self.context = TransitionNovelty(params.context or ContextParams())
         self.cooldown = 0  # points left in the refractory period
         self.hi = -math.inf  # all-time extremes of the values seen
         self.lo = math.inf
@@ -226,6 +238,10 @@ class Ensemble:
                 score = np.where((kind > 0) & (seas >= self.p.seasonal_alone), np.maximum(score, seas), score)
         score = np.clip(score, 0.0, 1.0)
         raw = score
+        novelty = self.context.score(robust.z, valid)
+        if self.p.context is not None and not self.p.only:
+            exempt = (record != 0) | ((kind > 0) & (outs["seasonal"].score >= self.p.context_exempt))
+            score = np.where(exempt, score, np.minimum(score, novelty))
         if self.p.refractory:
             score = self._refractory(score)
         seasonal = outs.get("seasonal")
@@ -296,6 +312,10 @@ class Ensemble:
                     score = max(score, seas)
         score = min(max(score, 0.0), 1.0)
         raw = score
+        novelty = self.context.score_one(rz[1], valid)
+        exempt = record != 0 or (kind > 0 and scores["seasonal"] >= p.context_exempt)
+        if p.context is not None and not p.only and not exempt:
+            score = min(score, novelty)
         if p.refractory:
             if self.cooldown:
                 score = 0.0
@@ -376,7 +396,8 @@ class Ensemble:
         win = self.window.state()
         head = struct.pack(_HEAD, _MAGIC, mean, var, count, up, down, up_since, down_since,
                            hour, *acc, self.cooldown, self.last_t, self.seen, len(win))
-        return (head + struct.pack("<dd", self.hi, self.lo) + win.astype("<f4").tobytes()
+        counts, prev, counted = self.context.state()
+        return (head + struct.pack("<ddbq", self.hi, self.lo, prev, counted) + counts + win.astype("<f4").tobytes()
                 + week.astype("<f4").tobytes() + day.astype("<f4").tobytes())
 
     @classmethod
@@ -387,8 +408,12 @@ class Ensemble:
             raise ValueError("not an ensemble state")
         extremes = None
         if fields[0] == _MAGIC:
-            extremes = struct.unpack("<dd", data[size:size + 16])
-            size += 16
+            hi, lo, prev, counted = struct.unpack(_EXTRA, data[size:size + struct.calcsize(_EXTRA)])
+            extremes = hi, lo
+            size += struct.calcsize(_EXTRA)
+            nctx = TransitionNovelty.nbytes()
+            context = (data[size:size + nctx], prev, counted)
+            size += nctx
         (_, mean, var, count, up, down, up_since, down_since, hour, a0, a1, a2,
          cooldown, last_t, seen, nwin) = fields
         ens = cls(params)
@@ -403,6 +428,7 @@ class Ensemble:
         ens.window.load(win)
         if extremes is not None:
             ens.hi, ens.lo = extremes
+            ens.context.load(*context)
         elif nwin:  # a state saved before the extremes were kept: the window's are the best guess
             ens.hi, ens.lo = float(win.max()), float(win.min())
         ens.seasonal.load(week, day, hour, [a0, a1, a2])
