@@ -69,6 +69,7 @@ class DetectorsConfig(_Strict):
     window: int = Field(256, ge=8, le=4096, description="trailing window (points) of robust_z and iqr")
     min_points: int = Field(24, ge=2, description="points before any score")
     refractory: int = Field(200, ge=0, description="points the onset score stays 0 after an onset")
+    refractory_level: float = Field(0.2, gt=0, le=1, description="onset score that starts the refractory period")
     seasonal_gate: bool = Field(True, description="a value usual for its hour of the week is not anomalous")
     seasonal_alone: float = Field(0.999, gt=0, le=1, description="seasonal score at which a value is anomalous "
                                   "even inside the recent range (~10 standard deviations from its hour's level)")
@@ -99,6 +100,7 @@ class DetectorsConfig(_Strict):
     def params(self, only: str | None = None) -> EnsembleParams:
         return EnsembleParams(
             window=self.window, min_points=self.min_points, refractory=self.refractory,
+            refractory_level=self.refractory_level,
             seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
             records=self.records, record_margin=self.record_margin,
             context=ContextParams(decay_every=self.context_decay_every) if self.context else None,

@@ -74,8 +74,16 @@ class EnsembleParams:
     context: ContextParams | None = field(default_factory=ContextParams)
     context_exempt: float = 0.99
     refractory: int = 200  # points damped after an onset (0: off)
-    refractory_level: float = 0.5
+    # an onset is a point whose onset score reaches this; the onset score is capped at 1 / (1 + k)
+    # for a transition made k times, so an onset here means "new, or made at most four times".
+    # Without that cap (one detector alone, or `context` off) the level is 0.5: "a detector is sure"
+    refractory_level: float = 0.2
     only: str | None = None  # one detector alone (backtesting a single detector)
+
+    @property
+    def onset_level(self) -> float:
+        """The onset score at which the refractory period starts (see `refractory_level`)."""
+        return self.refractory_level if self.context is not None and not self.only else 0.5
 
     def __post_init__(self) -> None:
         if self.only is not None and self.only not in DETECTORS:
@@ -320,7 +328,7 @@ class Ensemble:
             if self.cooldown:
                 score = 0.0
                 self.cooldown -= 1
-            elif score >= p.refractory_level:
+            elif score >= p.onset_level:
                 self.cooldown = p.refractory
         band = parts["seasonal"] if (kind > 0 and "seasonal" in parts) else parts.get("robust_z") or \
             next(iter(parts.values()))
@@ -366,7 +374,7 @@ class Ensemble:
         """Damp the points after an onset. Sequential by nature, but onsets are rare: only
         points above the level are visited."""
         out = score.copy()
-        level, span = self.p.refractory_level, self.p.refractory
+        level, span = self.p.onset_level, self.p.refractory
         cooldown = self.cooldown
         pos = 0
         n = len(score)
