@@ -221,7 +221,7 @@ def test_transition_counts_in_blocks_equal_point_by_point_across_halvings():
     one = TransitionNovelty(params)
     want = [one.score_one(float(v), bool(ok)) for v, ok in zip(z, valid, strict=True)]
     np.testing.assert_array_equal(got, want)
-    assert (block.counts == one.counts).all() and block.counted == one.counted == int(valid.sum())
+    assert block.counts == one.counts and block.counted == one.counted == int(valid.sum())
 
 
 def test_state_saved_before_records_and_transitions_still_loads():

@@ -22,6 +22,7 @@ block and the same points one by one give the same numbers.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,16 +44,17 @@ class TransitionNovelty:
 
     def __init__(self, params: ContextParams = ContextParams()) -> None:
         self.p = params
-        self.counts = np.zeros(SYMBOLS * SYMBOLS, dtype=np.int64)
+        # bytes: indexed as Python ints on the streaming path, viewed as uint8 for a block
+        self.counts = bytearray(SYMBOLS * SYMBOLS)
         self.prev = CALM  # symbol of the last point
         self.counted = 0  # points counted (for the halvings)
 
     # state -----------------------------------------------------------------------------
     def state(self) -> tuple[bytes, int, int]:
-        return self.counts.astype(np.uint8).tobytes(), self.prev, self.counted
+        return bytes(self.counts), self.prev, self.counted
 
     def load(self, counts: bytes, prev: int, counted: int) -> None:
-        self.counts = np.frombuffer(counts, dtype=np.uint8, count=SYMBOLS * SYMBOLS).astype(np.int64)
+        self.counts = bytearray(counts[:SYMBOLS * SYMBOLS])
         self.prev, self.counted = int(prev), int(counted)
 
     @staticmethod
@@ -84,7 +86,8 @@ class TransitionNovelty:
             self._piece(ctx[pos:stop], valid[pos:stop], seen[pos:stop])
             counted = int(valid[pos:stop].sum())
             if every and (self.counted % every) + counted >= every:
-                self.counts //= 2
+                table = np.frombuffer(self.counts, dtype=np.uint8)
+                table //= 2
             self.counted += counted
             pos = stop
         self.prev = int(sym[-1])
@@ -99,24 +102,23 @@ class TransitionNovelty:
         first = np.concatenate([[True], c[1:] != c[:-1]])
         group_start = np.maximum.accumulate(np.where(first, np.arange(len(c)), 0))
         before = cum - cum[group_start]
-        seen[order] = np.minimum(self.counts[c] + before, CAP)
-        added = np.bincount(ctx, weights=valid, minlength=len(self.counts)).astype(np.int64)
-        self.counts = np.minimum(self.counts + added, CAP)
+        table = np.frombuffer(self.counts, dtype=np.uint8)  # a view: writing it writes the counts
+        seen[order] = np.minimum(table[c].astype(np.int64) + before, CAP)
+        added = np.bincount(ctx, weights=valid, minlength=len(table)).astype(np.int64)
+        table[:] = np.minimum(table + added, CAP)
 
     def score_one(self, z: float, valid: bool) -> float:
         """`score` of one point."""
-        if z != z:
-            z = 0.0
-        sym = 0
-        while sym < len(EDGES) and z >= EDGES[sym]:
-            sym += 1
+        sym = bisect_right(EDGES, z) if z == z else CALM
         ctx = self.prev * SYMBOLS + sym
         counts = self.counts
-        seen = int(counts[ctx])
+        seen = counts[ctx]
         if valid:
-            counts[ctx] = min(seen + 1, CAP)
+            if seen < CAP:
+                counts[ctx] = seen + 1
             self.counted += 1
             if self.p.decay_every and self.counted % self.p.decay_every == 0:
-                counts //= 2
+                table = np.frombuffer(counts, dtype=np.uint8)
+                table //= 2
         self.prev = sym
         return (1.0 + seen) ** -self.p.power
