@@ -29,6 +29,7 @@ import numpy as np
 
 EDGES = (-12.0, -6.0, -3.0, -1.0, 1.0, 3.0, 6.0, 12.0)  # robust z: nine symbols, 4 is "usual"
 SYMBOLS = len(EDGES) + 1
+_EDGES = np.asarray(EDGES)
 CALM = SYMBOLS // 2
 CAP = 255  # counters are bytes
 
@@ -68,12 +69,17 @@ class TransitionNovelty:
         n = len(z)
         if n == 0:
             return np.zeros(0)
-        sym = np.searchsorted(EDGES, np.nan_to_num(z), side="right")
+        sym = np.searchsorted(_EDGES, z, side="right")
+        unknown = np.isnan(z)
+        if unknown.any():
+            sym[unknown] = CALM
         prev = np.concatenate([[self.prev], sym[:-1]])
         ctx = prev * SYMBOLS + sym
         seen = np.empty(n, dtype=np.int64)
         every = self.p.decay_every
         pos = 0
+        if not every or self.counted % every + int(np.count_nonzero(valid)) < every:
+            every = 0  # no halving inside this block: one piece
         while pos < n:
             stop = n
             if every:
@@ -85,7 +91,7 @@ class TransitionNovelty:
                     stop = pos + hit + 1
             self._piece(ctx[pos:stop], valid[pos:stop], seen[pos:stop])
             counted = int(valid[pos:stop].sum())
-            if every and (self.counted % every) + counted >= every:
+            if every and self.counted % every + counted >= every:
                 table = np.frombuffer(self.counts, dtype=np.uint8)
                 table //= 2
             self.counted += counted

@@ -267,11 +267,12 @@ class Ensemble:
         every one, else 0 (and 0 while the detectors are still learning); then learn them."""
         if not self.p.records or not len(x):
             return np.zeros(len(x), dtype=np.int8)
+        if self.hi < self.lo:  # nothing seen yet: the first value is no record
+            self.hi = self.lo = float(x[0])
         before_hi = np.maximum.accumulate(np.concatenate([[self.hi], x[:-1]]))
         before_lo = np.minimum.accumulate(np.concatenate([[self.lo], x[:-1]]))
-        with np.errstate(invalid="ignore"):
-            margin = np.nan_to_num(self.p.record_margin * (before_hi - before_lo), nan=0.0, posinf=0.0)
-        record = np.where(x > before_hi + margin, 1, np.where(x < before_lo - margin, -1, 0)).astype(np.int8)
+        margin = self.p.record_margin * (before_hi - before_lo)
+        record = (x > before_hi + margin).view(np.int8) - (x < before_lo - margin).view(np.int8)
         record[~valid] = 0
         self.hi, self.lo = max(self.hi, float(x.max())), min(self.lo, float(x.min()))
         return record
@@ -296,6 +297,8 @@ class Ensemble:
         se, kind = self.seasonal.score_one(t, x)
         record = 0
         if p.records:
+            if self.hi < self.lo:
+                self.hi = self.lo = x
             if valid:
                 margin = p.record_margin * (self.hi - self.lo)
                 record = 1 if x > self.hi + margin else -1 if x < self.lo - margin else 0
