@@ -408,7 +408,7 @@ class Ensemble:
         head = struct.pack(_HEAD, _MAGIC, mean, var, count, up, down, up_since, down_since,
                            hour, *acc, self.cooldown, self.last_t, self.seen, len(win))
         counts, prev, counted = self.context.state()
-        return (head + struct.pack("<ddbq", self.hi, self.lo, prev, counted) + counts + win.astype("<f4").tobytes()
+        return (head + struct.pack(_EXTRA, self.hi, self.lo, prev, counted) + counts + win.astype("<f4").tobytes()
                 + week.astype("<f4").tobytes() + day.astype("<f4").tobytes())
 
     @classmethod
