@@ -2,6 +2,7 @@
 
     python bench/anomaly.py                       # everything (NAB corpus in ../shared/datasets/nab)
     python bench/anomaly.py --nab PATH --series 20000
+    python bench/anomaly.py --nab-only --repeat 1      # the NAB score alone
 
 1. **NAB.** Every file of the corpus is scored by the hub's default ensemble (the same code
    and settings as `pantau anomaly score`), then scored as NAB scores (see
@@ -199,9 +200,12 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=20_000)
     ap.add_argument("--engine-series", type=int, default=5_000)
     ap.add_argument("--skip-nab", action="store_true")
+    ap.add_argument("--nab-only", action="store_true", help="only the NAB score and batch throughput (seconds)")
     args = ap.parse_args()
     if not args.skip_nab:
         nab(args.nab, args.repeat)
+    if args.nab_only:
+        return
     streaming(args.series, args.repeat)
     engine(args.engine_series, args.repeat)
 
