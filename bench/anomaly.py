@@ -2,6 +2,7 @@
 
     python bench/anomaly.py                       # everything (NAB corpus in ../shared/datasets/nab)
     python bench/anomaly.py --nab PATH --series 20000
+    python bench/anomaly.py --nab-only --repeat 1      # the NAB score alone
     python bench/anomaly.py --only engine --engine-series 5000 --repeat 7   # the engine tick alone
 
 1. **NAB.** Every file of the corpus is scored by the hub's default ensemble (the same code
@@ -221,10 +222,13 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=20_000)
     ap.add_argument("--engine-series", type=int, default=5_000)
     ap.add_argument("--skip-nab", action="store_true")
+    ap.add_argument("--nab-only", action="store_true", help="only the NAB score and batch throughput (seconds)")
     ap.add_argument("--only", action="append", choices=("nab", "streaming", "engine"),
                     help="run only these parts (repeatable); default: all")
     args = ap.parse_args()
     parts = set(args.only or ("nab", "streaming", "engine"))
+    if args.nab_only:
+        parts = {"nab"}
     if args.skip_nab:
         parts.discard("nab")
     if "nab" in parts:

@@ -289,3 +289,30 @@ time_intervals:
     finally:
         run(svc.http.aclose())
         store.close()
+
+
+def test_background_reload_waits_for_a_rule_file_to_settle(tmp_path: Path) -> None:
+    """A check between an editor's truncate and write must not load the empty file: that
+    would drop every rule (and resolve what fires) until the next check."""
+    store = SQLiteStore(SQLiteOptions(data_dir=tmp_path / "data"))
+    store.start()
+    rules = tmp_path / "rules.yml"
+    full = "groups:\n- name: g\n  rules:\n  - alert: Up\n    expr: vector(1)\n"
+    rules.write_text(full)
+    svc = AlertingService(store, None, AlertingConfig(), [str(rules)], None, clock=FakeClock())
+    try:
+        svc.load()
+
+        def names() -> list[str]:
+            return [r.name for g in svc.rules.groups.values() for r in g.group.rules]
+
+        assert names() == ["Up"]
+        rules.write_text("")  # truncated, not yet written
+        assert not svc.reload_rules(settle=True) and names() == ["Up"]
+        rules.write_text(full + "  - alert: Down\n    expr: vector(0)\n")  # written: changed again
+        assert not svc.reload_rules(settle=True) and names() == ["Up"]
+        assert svc.reload_rules(settle=True) and names() == ["Up", "Down"]  # unchanged since: loaded
+        assert not svc.reload_rules(settle=True)
+    finally:
+        run(svc.http.aclose())
+        store.close()

@@ -186,3 +186,54 @@ def test_point_by_point_equals_block(only):
     np.testing.assert_allclose([s.upper[0] for s in one], block.upper, rtol=1e-9, equal_nan=True)
     assert one[-1].explain(0, "x")
 
+
+
+def spiky_daily(days: int = 12, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    """Five-minute points around 10 with a burst to ~60 every six hours: a habit, not news."""
+    n = days * 288
+    t = T0 + np.arange(n, dtype=np.int64) * 300_000
+    x = np.random.default_rng(seed).normal(10, 0.5, n)
+    x[36::72] += 50 + np.random.default_rng(seed + 1).normal(0, 1, len(x[36::72]))
+    return t, x
+
+
+def test_recurring_bursts_become_a_habit_a_higher_one_is_news():
+    t, x = spiky_daily()
+    last = len(x) - 100
+    x[last] = 90  # higher than any burst before: a record
+    scored = Ensemble().score(t, x)
+    onsets = scored.score[288 * 5: last - 36]  # after five days the bursts are the series' habit
+    assert onsets.max() < 0.5
+    assert scored.detectors["robust_z"].score[36 + 72 * 40] >= 0.5  # ... though far from its neighbours
+    assert scored.record[last] == 1 and scored.score[last] >= 0.5
+    assert "the highest value this series has shown" in scored.explain(last, "x")
+
+
+def test_transition_counts_in_blocks_equal_point_by_point_across_halvings():
+    from pantau.anomaly.context import ContextParams, TransitionNovelty
+
+    rng = np.random.default_rng(1)
+    z = rng.standard_t(2, size=3000) * 3
+    valid = rng.random(3000) > 0.1
+    params = ContextParams(decay_every=97)
+    block = TransitionNovelty(params)
+    got = np.concatenate([block.score(z[i:i + 333], valid[i:i + 333]) for i in range(0, 3000, 333)])
+    one = TransitionNovelty(params)
+    want = [one.score_one(float(v), bool(ok)) for v, ok in zip(z, valid, strict=True)]
+    np.testing.assert_array_equal(got, want)
+    assert block.counts == one.counts and block.counted == one.counted == int(valid.sum())
+
+
+def test_state_saved_before_records_and_transitions_still_loads():
+    import struct
+
+    t, x, _ = weekly_series(weeks=1)
+    ens = Ensemble()
+    ens.score(t, x)
+    blob = ens.to_bytes()
+    head = struct.calcsize("<4sddqddqqq3dqqqH")
+    extra = struct.calcsize("<ddbq") + 81
+    old = b"PAE1" + blob[4:head] + blob[head + extra:]  # the layout before them
+    resumed = Ensemble.from_bytes(old)
+    assert resumed.hi == pytest.approx(float(np.float32(x[-256:].max())))
+    assert resumed.window.values.tolist() == ens.window.values.tolist()

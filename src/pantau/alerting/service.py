@@ -69,7 +69,7 @@ class AlertingService:
         self.clock = clock or Clock()
         self.started_at = self.clock.now()
         self.external_url = (cfg.external_url or "").rstrip("/")
-        self.http = httpx.AsyncClient(timeout=10.0)
+        self._http: httpx.AsyncClient | None = None
         self.alerts = AlertStore(store, self.clock)
         self.silences = Silences(store, self.clock)
         self.nlog = NotificationLog(store)
@@ -84,12 +84,22 @@ class AlertingService:
         self.am_error: str | None = None
         self._mtimes: dict[str, tuple[float, int]] = {}
         self._am_mtime: tuple[float, int] | None = None
+        # signatures of changed files seen once by the background check, not yet loaded
+        self._pending: dict[str, tuple[float, int]] = {}
         self._key = b""
         self._tasks: list[asyncio.Task] = []
         self.pipeline: Pipeline | None = None
         self.alerts.subscribe(self._on_alert)
 
     # --- set-up ------------------------------------------------------------------------------
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The client of the HTTP notifiers, made when the first one is: with only e-mail or no
+        receivers, the hub never loads an HTTP client stack or a CA bundle (~1.4 MB)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10.0)
+        return self._http
 
     def load(self) -> None:
         """Read durable state and configuration (blocking; call from a worker thread).
@@ -188,8 +198,19 @@ class AlertingService:
             out += sorted(glob.glob(self._resolve(pattern)))
         return list(dict.fromkeys(out))
 
-    def reload_rules(self, force: bool = False) -> bool:
-        """Re-read changed rule files; a file with errors keeps its previous rules."""
+    def _settled(self, path: str, sig: tuple[float, int]) -> bool:
+        """Whether a changed file looked the same at the previous background check. Editors and
+        `write_text` truncate and then write: a check in between must not load the empty or
+        half-written file (an empty rule file would drop every rule and resolve what fires)."""
+        if self._pending.get(path) == sig:
+            del self._pending[path]
+            return True
+        self._pending[path] = sig
+        return False
+
+    def reload_rules(self, force: bool = False, settle: bool = False) -> bool:
+        """Re-read changed rule files; a file with errors keeps its previous rules. With `settle`
+        (the background check) a change is loaded once it has stayed the same for one interval."""
         paths = self.rule_paths()
         changed: dict[str, list] = {}
         seen = set(paths)
@@ -200,6 +221,9 @@ class AlertingService:
                 continue
             sig = (st.st_mtime, st.st_size)
             if not force and self._mtimes.get(path) == sig:
+                self._pending.pop(path, None)
+                continue
+            if settle and not force and not self._settled(path, sig):
                 continue
             self._mtimes[path] = sig
             try:
@@ -213,6 +237,7 @@ class AlertingService:
         removed = {f for f in self._mtimes if f not in seen}
         for f in removed:
             del self._mtimes[f]
+            self._pending.pop(f, None)
             self.rule_errors.pop(f, None)
         if not changed and not removed:
             return False
@@ -220,7 +245,9 @@ class AlertingService:
         self.rules.update(groups, set(changed) | removed)
         return True
 
-    def reload_am(self) -> bool:
+    def reload_am(self, settle: bool = False) -> bool:
+        """Re-read the Alertmanager file if it changed; a file with errors keeps the running
+        configuration. `settle` as for `reload_rules`."""
         if not self.am_path:
             return False
         path = self._resolve(self.am_path)
@@ -229,9 +256,13 @@ class AlertingService:
         except OSError as exc:
             self.am_error = f"{path}: {exc.strerror}"
             return False
-        if self._am_mtime == (st.st_mtime, st.st_size):
+        sig = (st.st_mtime, st.st_size)
+        if self._am_mtime == sig:
+            self._pending.pop(path, None)
             return False
-        self._am_mtime = (st.st_mtime, st.st_size)
+        if settle and not self._settled(path, sig):
+            return False
+        self._am_mtime = sig
         try:
             am = amconfig.load(path)
             pipeline = self._build(am)
@@ -362,7 +393,8 @@ class AlertingService:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.to_thread(self._final_flush)
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     def _final_flush(self) -> None:
         self.alerts.persist()
@@ -389,8 +421,8 @@ class AlertingService:
 
     async def maintenance(self) -> None:
         """Once a second: reload changed files, take due escalation steps, persist and GC."""
-        await asyncio.to_thread(self.reload_rules)
-        await asyncio.to_thread(self.reload_am)
+        await asyncio.to_thread(self.reload_rules, settle=True)
+        await asyncio.to_thread(self.reload_am, settle=True)
         if self.pipeline is not None:
             d = self.pipeline.dispatcher
             await self.escalator.tick(self.alerts.all(), self.clock.now(), d, self.suppressed)

@@ -93,7 +93,7 @@ def score_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write (timestamp,value,anomaly_score)")],
     detector: Annotated[str | None, typer.Option(help=f"one detector alone: {', '.join(DETECTORS)}")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="pantau.yaml (its anomaly.detectors)")] = None,
-    raw: Annotated[bool, typer.Option(help="write the raw score (no damping after an onset)")] = False,
+    raw: Annotated[bool, typer.Option(help="write the raw score (no cap, no damping after an onset)")] = False,
 ) -> None:
     """Score a series with the hub's detectors (NAB's results layout)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -8,6 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pantau.anomaly.changepoint import CUSUMParams
+from pantau.anomaly.context import ContextParams
 from pantau.anomaly.duration import Duration
 from pantau.anomaly.ensemble import DETECTORS, EnsembleParams
 from pantau.anomaly.ewma import EWMAParams
@@ -68,9 +69,16 @@ class DetectorsConfig(_Strict):
     window: int = Field(256, ge=8, le=4096, description="trailing window (points) of robust_z and iqr")
     min_points: int = Field(24, ge=2, description="points before any score")
     refractory: int = Field(200, ge=0, description="points the onset score stays 0 after an onset")
+    refractory_level: float = Field(0.2, gt=0, le=1, description="onset score that starts the refractory period")
     seasonal_gate: bool = Field(True, description="a value usual for its hour of the week is not anomalous")
     seasonal_alone: float = Field(0.999, gt=0, le=1, description="seasonal score at which a value is anomalous "
                                   "even inside the recent range (~10 standard deviations from its hour's level)")
+    records: bool = Field(True, description="a value beyond the series' all-time range is not capped by the "
+                          "seasonal score (the first spike higher than all the usual ones)")
+    record_margin: float = Field(0.02, ge=0, description="... beyond it by this share of the all-time range")
+    context: bool = Field(True, description="cap the onset score by how new the point's transition is (a burst "
+                          "the series has made often is a habit, not an onset); events are not affected")
+    context_decay_every: int = Field(4096, ge=0, description="points between halvings of the transition counts")
     weights: dict[str, float] = Field(default_factory=lambda: {
         "robust_z": 1.0, "iqr": 0.8, "ewma": 0.8, "cusum": 1.0, "seasonal": 1.0})
     robust_z: RobustZConfig = RobustZConfig()
@@ -92,7 +100,10 @@ class DetectorsConfig(_Strict):
     def params(self, only: str | None = None) -> EnsembleParams:
         return EnsembleParams(
             window=self.window, min_points=self.min_points, refractory=self.refractory,
+            refractory_level=self.refractory_level,
             seasonal_gate=self.seasonal_gate, seasonal_alone=self.seasonal_alone, weights=dict(self.weights),
+            records=self.records, record_margin=self.record_margin,
+            context=ContextParams(decay_every=self.context_decay_every) if self.context else None,
             only=only,
             robust_z=RobustZParams(**self.robust_z.model_dump()),
             iqr=IQRParams(**self.iqr.model_dump()),

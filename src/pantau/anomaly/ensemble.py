@@ -9,6 +9,17 @@ from the weekend's values the trailing window holds. The other way round, a valu
 unusual for its hour (`seasonal_alone`) is an anomaly even inside the recent range (a day that
 stays flat where it always peaks). On NAB the cap is what helps most (see docs/benchmarks.md).
 
+Records. The cap trusts the hour's usual spread, which a series with recurring spikes widens
+until a spike larger than any before is "usual for 14:00". A value beyond everything the series
+has ever shown (above its all-time maximum or below its all-time minimum, two numbers of state)
+is not capped: the point detectors decide alone. Recurring spikes of the usual height stay
+capped; the first one higher than all of them does not (on NAB: +4.6, see docs/benchmarks.md).
+
+Habits. A transition the series has made often before (calm to a 12-MAD burst, say) is not a
+new onset: the onset score is capped by the transition-novelty member (`context`), except for
+records and values far from their hour's usual level. Events use the score before this damping
+(a long anomaly keeps repeating its own transition and must not end early).
+
 Alerting on the onset. An anomaly is one event, not one alarm per point: after a point scores
 above `refractory_level`, later points of the same excursion are damped for `refractory` points
 (the anomaly's event stays open meanwhile, see the engine). This is also what NAB rewards: the
@@ -25,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pantau.anomaly.changepoint import CUSUM, CUSUMParams
+from pantau.anomaly.context import ContextParams, TransitionNovelty
 from pantau.anomaly.ewma import EWMA, EWMAParams
 from pantau.anomaly.iqr import IQRFences, IQRParams
 from pantau.anomaly.output import DetectorOutput
@@ -34,7 +46,9 @@ from pantau.anomaly.seasonal import Seasonal, SeasonalParams, slot_name
 from pantau.anomaly.window import TrailingWindow
 
 DETECTORS = ("robust_z", "iqr", "ewma", "cusum", "seasonal")
-_MAGIC = b"PAE1"
+_MAGIC = b"PAE2"  # PAE1: the same without the all-time extremes and the transition counts
+_EXTRA = "<ddbq"
+_HEAD = "<4sddqddqqq3dqqqH"
 
 
 @dataclass(frozen=True)
@@ -52,9 +66,24 @@ class EnsembleParams:
     # ... and a value this unusual for its hour (seasonal score, ~10 standard deviations) is an
     # anomaly even inside the recent range: a day that stays flat where it always peaks
     seasonal_alone: float = 0.999
+    # a value beyond the series' all-time range is not capped by the seasonal score
+    records: bool = True
+    record_margin: float = 0.02  # ... by this share of the all-time range (noise at a trough is no record)
+    # the onset score is capped by how new the point's transition is (see pantau.anomaly.context),
+    # except for records and where the hour's profile scores the value at least `context_exempt`
+    context: ContextParams | None = field(default_factory=ContextParams)
+    context_exempt: float = 0.99
     refractory: int = 200  # points damped after an onset (0: off)
-    refractory_level: float = 0.5
+    # an onset is a point whose onset score reaches this; the onset score is capped at 1 / (1 + k)
+    # for a transition made k times, so an onset here means "new, or made at most four times".
+    # Without that cap (one detector alone, or `context` off) the level is 0.5: "a detector is sure"
+    refractory_level: float = 0.2
     only: str | None = None  # one detector alone (backtesting a single detector)
+
+    @property
+    def onset_level(self) -> float:
+        """The onset score at which the refractory period starts (see `refractory_level`)."""
+        return self.refractory_level if self.context is not None and not self.only else 0.5
 
     def __post_init__(self) -> None:
         if self.only is not None and self.only not in DETECTORS:
@@ -70,8 +99,8 @@ class Scored:
 
     t_ms: np.ndarray
     x: np.ndarray
-    score: np.ndarray  # the onset score: damped for `refractory` points after an onset
-    raw: np.ndarray  # the same before damping: how anomalous each point is
+    score: np.ndarray  # the onset score: capped for habitual transitions, damped after an onset
+    raw: np.ndarray  # the same before both: how anomalous each point is (events use it)
     detectors: Mapping[str, DetectorOutput]
     seasonal_kind: np.ndarray  # 1 weekly profile trusted, 2 daily, 0 none
     cusum_since: np.ndarray
@@ -79,6 +108,7 @@ class Scored:
     expected: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    record: np.ndarray | None = None  # +1 above the all-time maximum, -1 below the minimum, 0
 
     def __len__(self) -> int:
         return len(self.score)
@@ -101,6 +131,8 @@ class Scored:
         is trusted and another detector spoke, the usual level for the hour is added."""
         name = self.main_detector(i)
         reason = self._explain(name, i, what, unit)
+        if self.record is not None and self.record[i]:
+            reason += f"; the {'highest' if self.record[i] > 0 else 'lowest'} value this series has shown"
         seasonal = self.detectors.get("seasonal")
         if name != "seasonal" and seasonal is not None and self.seasonal_kind[i]:
             slot = slot_name(int(self.t_ms[i]), self.seasonal_kind[i] == 1)
@@ -168,7 +200,10 @@ class Ensemble:
         self.ewma = EWMA(params.ewma)
         self.cusum = CUSUM(params.cusum)
         self.seasonal = Seasonal(params.seasonal)
+        self.context = TransitionNovelty(params.context or ContextParams())
         self.cooldown = 0  # points left in the refractory period
+        self.hi = -math.inf  # all-time extremes of the values seen
+        self.lo = math.inf
         self.last_t = -1  # timestamp (ms) of the last point seen
         self.seen = 0
 
@@ -193,6 +228,7 @@ class Ensemble:
         outs["ewma"] = self.ewma.score(x)
         outs["cusum"], since = self.cusum.score(t_ms, robust.z, valid)
         outs["seasonal"], kind = self.seasonal.score(t_ms, x)
+        record = self._records(x, valid)
         for out in outs.values():
             out.score = np.where(valid, out.score, 0.0)
         if self.p.only:
@@ -206,10 +242,14 @@ class Ensemble:
             score = 1.0 - keep
             if self.p.seasonal_gate and w.get("seasonal", 0.0) > 0:
                 seas = outs["seasonal"].score
-                score = np.where(kind > 0, np.minimum(score, seas), score)
+                score = np.where((kind > 0) & (record == 0), np.minimum(score, seas), score)
                 score = np.where((kind > 0) & (seas >= self.p.seasonal_alone), np.maximum(score, seas), score)
         score = np.clip(score, 0.0, 1.0)
         raw = score
+        novelty = self.context.score(robust.z, valid)
+        if self.p.context is not None and not self.p.only:
+            exempt = (record != 0) | ((kind > 0) & (outs["seasonal"].score >= self.p.context_exempt))
+            score = np.where(exempt, score, np.minimum(score, novelty))
         if self.p.refractory:
             score = self._refractory(score)
         seasonal = outs.get("seasonal")
@@ -220,7 +260,22 @@ class Ensemble:
         upper = np.where(use_seasonal, seasonal.upper, band.upper) if seasonal is not None else band.upper
         self.last_t = int(t_ms[-1]) if n else self.last_t
         self.seen += n
-        return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper)
+        return Scored(t_ms, x, score, raw, outs, kind, since, stats.count, expected, lower, upper, record)
+
+    def _records(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Per point +1 if it is above every value before it (in the series' life), -1 if below
+        every one, else 0 (and 0 while the detectors are still learning); then learn them."""
+        if not self.p.records or not len(x):
+            return np.zeros(len(x), dtype=np.int8)
+        if self.hi < self.lo:  # nothing seen yet: the first value is no record
+            self.hi = self.lo = float(x[0])
+        before_hi = np.maximum.accumulate(np.concatenate([[self.hi], x[:-1]]))
+        before_lo = np.minimum.accumulate(np.concatenate([[self.lo], x[:-1]]))
+        margin = self.p.record_margin * (before_hi - before_lo)
+        record = (x > before_hi + margin).view(np.int8) - (x < before_lo - margin).view(np.int8)
+        record[~valid] = 0
+        self.hi, self.lo = max(self.hi, float(x.max())), min(self.lo, float(x.min()))
+        return record
 
     def score_point(self, t: int, x: float) -> Scored:
         """`score` of one point given as plain numbers (the hub's streaming path)."""
@@ -240,6 +295,14 @@ class Ensemble:
         ew = self.ewma.score_one(x)
         cs, csum, since = self.cusum.score_one(t, rz[1], valid)
         se, kind = self.seasonal.score_one(t, x)
+        record = 0
+        if p.records:
+            if self.hi < self.lo:
+                self.hi = self.lo = x
+            if valid:
+                margin = p.record_margin * (self.hi - self.lo)
+                record = 1 if x > self.hi + margin else -1 if x < self.lo - margin else 0
+            self.hi, self.lo = max(self.hi, x), min(self.lo, x)
         nan = float("nan")
         parts = {"robust_z": rz, "iqr": iq, "ewma": ew, "cusum": (cs, csum, nan, nan, nan), "seasonal": se}
         scores = {k: (v[0] if valid else 0.0) for k, v in parts.items()}
@@ -254,16 +317,21 @@ class Ensemble:
             score = 1.0 - keep
             if p.seasonal_gate and w.get("seasonal", 0.0) > 0 and kind > 0:
                 seas = scores["seasonal"]
-                score = min(score, seas)
+                if not record:
+                    score = min(score, seas)
                 if seas >= p.seasonal_alone:
                     score = max(score, seas)
         score = min(max(score, 0.0), 1.0)
         raw = score
+        novelty = self.context.score_one(rz[1], valid)
+        exempt = record != 0 or (kind > 0 and scores["seasonal"] >= p.context_exempt)
+        if p.context is not None and not p.only and not exempt:
+            score = min(score, novelty)
         if p.refractory:
             if self.cooldown:
                 score = 0.0
                 self.cooldown -= 1
-            elif score >= p.refractory_level:
+            elif score >= p.onset_level:
                 self.cooldown = p.refractory
         band = parts["seasonal"] if (kind > 0 and "seasonal" in parts) else parts.get("robust_z") or \
             next(iter(parts.values()))
@@ -277,9 +345,9 @@ class Ensemble:
             flat += (scores[k], v[1], v[2], v[3], v[4])
         arr = np.array(flat)
         outs = _PointOutputs(arr, names)
-        ints = np.array([t, kind, since, min(count, p.window)], dtype=np.int64)
+        ints = np.array([t, kind, since, min(count, p.window), record], dtype=np.int64)
         return Scored(ints[0:1], arr[2:3], arr[0:1], arr[1:2], outs, ints[1:2], ints[2:3], ints[3:4],
-                      arr[3:4], arr[4:5], arr[5:6])
+                      arr[3:4], arr[4:5], arr[5:6], ints[4:5])
 
     def _score_with_gaps(self, t_ms: np.ndarray, x: np.ndarray, finite: np.ndarray) -> Scored:
         n = len(x)
@@ -300,13 +368,16 @@ class Ensemble:
         if inner is not None:
             for f in ("score", "raw", "seasonal_kind", "cusum_since", "window_count", "expected", "lower", "upper"):
                 getattr(res, f)[good] = getattr(inner, f)
+            if inner.record is not None:
+                res.record = np.zeros(n, dtype=np.int8)
+                res.record[good] = inner.record
         return res
 
     def _refractory(self, score: np.ndarray) -> np.ndarray:
         """Damp the points after an onset. Sequential by nature, but onsets are rare: only
         points above the level are visited."""
         out = score.copy()
-        level, span = self.p.refractory_level, self.p.refractory
+        level, span = self.p.onset_level, self.p.refractory
         cooldown = self.cooldown
         pos = 0
         n = len(score)
@@ -334,17 +405,26 @@ class Ensemble:
         up, down, up_since, down_since = self.cusum.state()
         week, day, hour, acc = self.seasonal.state()
         win = self.window.state()
-        head = struct.pack("<4sddqddqqq3dqqqH", _MAGIC, mean, var, count, up, down, up_since, down_since,
+        head = struct.pack(_HEAD, _MAGIC, mean, var, count, up, down, up_since, down_since,
                            hour, *acc, self.cooldown, self.last_t, self.seen, len(win))
-        return head + win.astype("<f4").tobytes() + week.astype("<f4").tobytes() + day.astype("<f4").tobytes()
+        counts, prev, counted = self.context.state()
+        return (head + struct.pack(_EXTRA, self.hi, self.lo, prev, counted) + counts + win.astype("<f4").tobytes()
+                + week.astype("<f4").tobytes() + day.astype("<f4").tobytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, params: EnsembleParams = EnsembleParams()) -> Ensemble:
-        fmt = "<4sddqddqqq3dqqqH"
-        size = struct.calcsize(fmt)
-        fields = struct.unpack(fmt, data[:size])
-        if fields[0] != _MAGIC:
+        size = struct.calcsize(_HEAD)
+        fields = struct.unpack(_HEAD, data[:size])
+        if fields[0] not in (_MAGIC, b"PAE1"):
             raise ValueError("not an ensemble state")
+        extremes = None
+        if fields[0] == _MAGIC:
+            hi, lo, prev, counted = struct.unpack(_EXTRA, data[size:size + struct.calcsize(_EXTRA)])
+            extremes = hi, lo
+            size += struct.calcsize(_EXTRA)
+            nctx = TransitionNovelty.nbytes()
+            context = (data[size:size + nctx], prev, counted)
+            size += nctx
         (_, mean, var, count, up, down, up_since, down_since, hour, a0, a1, a2,
          cooldown, last_t, seen, nwin) = fields
         ens = cls(params)
@@ -357,6 +437,11 @@ class Ensemble:
         off += 4 * 3 * 168
         day = np.frombuffer(data, "<f4", 3 * 24, off)
         ens.window.load(win)
+        if extremes is not None:
+            ens.hi, ens.lo = extremes
+            ens.context.load(*context)
+        elif nwin:  # a state saved before the extremes were kept: the window's are the best guess
+            ens.hi, ens.lo = float(win.max()), float(win.min())
         ens.seasonal.load(week, day, hour, [a0, a1, a2])
         ens.cooldown, ens.last_t, ens.seen = int(cooldown), int(last_t), int(seen)
         return ens

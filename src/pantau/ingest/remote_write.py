@@ -33,7 +33,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import cramjam
 import numpy as np
 
 from pantau.ingest import remote_write_pb as pb
@@ -114,6 +113,8 @@ class RemoteWriteDecoder:
     # --- the request ----------------------------------------------------------------------
 
     def decompress(self, body: bytes) -> bytes:
+        import cramjam  # here, not at the top: a hub nobody remote-writes to never maps its 1.4 MB
+
         limit = self.max_request_bytes
         if len(body) > limit:
             raise TooLarge(f"request body of {len(body)} bytes is over the limit of {limit} bytes")

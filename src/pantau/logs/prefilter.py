@@ -9,13 +9,22 @@ joined with a NUL byte, which none of the patterns accepts.
 
 Where the `hyperscan` package is not available (it ships wheels for x86-64 Linux and macOS),
 `build()` returns None and the caller falls back to scanning with `re`.
+
+The databases are compiled in a short-lived child process and loaded here from their
+serialised form: compiling runs Hyperscan's compiler, whose code pages (~4 MB) and working
+memory would otherwise stay resident in the hub for good, though only the scanner is used
+after start-up. If the child cannot run, they are compiled here.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import logging
+import struct
+import subprocess
+import sys
 
 from pantau.redaction import Redactor
 
@@ -63,8 +72,7 @@ class Prefilter:
             key_patterns.append((SECRET_KEYS, True))
         key_patterns += [(_literal(k), False) for k in sorted(redactor.force_keys)]
         # bodies: the text rules; encoded records (attributes): the text rules and the key names
-        text_db = _compile(hyperscan, patterns) if patterns else None
-        record_db = _compile(hyperscan, patterns + key_patterns) if patterns or key_patterns else None
+        text_db, record_db = _compile_isolated(hyperscan, [patterns, patterns + key_patterns])
         return Prefilter(text_db, record_db, active + ["secret_key"] * len(key_patterns))
 
     def text_candidates(self, texts: list[str]) -> dict[int, set[str]]:
@@ -111,3 +119,46 @@ def _compile(hyperscan, patterns: list[tuple[str, bool]]):
     db.compile(expressions=[p.encode() for p, _ in patterns], ids=list(range(len(patterns))),
                elements=len(patterns), flags=flags)
     return db
+
+
+def _compile_isolated(hyperscan, pattern_sets: list[list[tuple[str, bool]]]) -> list:
+    """One database per pattern set (None for an empty set), compiled by a child process."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from pantau.logs.prefilter import compile_main; compile_main()"],
+                              input=json.dumps(pattern_sets).encode(), capture_output=True, timeout=60, check=True)
+        blobs = _unpack(proc.stdout, len(pattern_sets))
+        databases = []
+        for blob in blobs:
+            db = None
+            if blob:
+                db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+                db.scratch = hyperscan.Scratch(db)
+            databases.append(db)
+        return databases
+    except (OSError, subprocess.SubprocessError, ValueError, struct.error, hyperscan.error) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        log.warning("compiling the redaction prefilter in a child process failed (%s%s); compiling here",
+                    exc, f": {detail.decode(errors='replace').strip()[-300:]}" if detail else "")
+        return [_compile(hyperscan, patterns) if patterns else None for patterns in pattern_sets]
+
+
+def _unpack(data: bytes, count: int) -> list[bytes]:
+    blobs, pos = [], 0
+    for _ in range(count):
+        (size,) = struct.unpack_from("<Q", data, pos)
+        blobs.append(data[pos + 8:pos + 8 + size])
+        pos += 8 + size
+    if pos != len(data):
+        raise ValueError(f"prefilter compiler output has {len(data) - pos} stray bytes")
+    return blobs
+
+
+def compile_main() -> None:
+    """The child: pattern sets as JSON on stdin; each serialised database, length-prefixed, on stdout."""
+    import hyperscan
+
+    out = bytearray()
+    for patterns in json.load(sys.stdin):
+        blob = hyperscan.dumpb(_compile(hyperscan, [(p, c) for p, c in patterns])) if patterns else b""
+        out += struct.pack("<Q", len(blob)) + blob
+    sys.stdout.buffer.write(out)

@@ -64,10 +64,10 @@ class LogPatternService:
     def __init__(self, store: Store, bus: Bus, config: LogsConfig | None = None,
                  clock: Callable[[], int] = time.time_ns) -> None:
         self.store, self.bus = store, bus
-        self.config = cfg = config or LogsConfig()
+        self.config = config or LogsConfig()
         self.clock = clock
         self.miner = self._restore()
-        self.detectors = DetectorSet(cfg.detectors) if cfg.detectors_enabled else None
+        self._detectors: DetectorSet | None = None
         self._queue: queue.Queue[LogBatch | None] = queue.Queue()
         self._queued = 0  # records in the queue (bounded by queue_records)
         self._queued_lock = threading.Lock()
@@ -77,6 +77,14 @@ class LogPatternService:
         self.skipped_batches = 0
         self.processed_records = 0
         self.events_emitted: dict[tuple[str, str], int] = {}  # (kind, detector or reason) -> count
+
+    @property
+    def detectors(self) -> DetectorSet | None:
+        """The detectors, when they run here (no worker process); made on first use, so that a
+        hub whose detectors run in the worker never builds a copy (or its Hyperscan database)."""
+        if self._detectors is None and self.config.detectors_enabled:
+            self._detectors = DetectorSet(self.config.detectors)
+        return self._detectors
 
     def _restore(self) -> PatternMiner:
         data = self.store.get_state(STATE_NAMESPACE, STATE_KEY)
@@ -90,7 +98,7 @@ class LogPatternService:
     # --- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self.config.patterns.enabled and self.detectors is None:
+        if not self.config.patterns.enabled and not self.config.detectors_enabled:
             return
         if self.config.worker_process:
             self._worker = LogWorker(self.config.model_dump_json(), self.miner.to_bytes())
