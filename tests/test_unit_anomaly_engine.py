@@ -106,6 +106,28 @@ def test_state_is_saved_and_resumed(store):
     assert len(store.find_events(EventQuery(kinds=["anomaly"], open_only=True))) == 1
 
 
+def test_a_crash_after_an_event_opened_replays_it_under_the_same_id(store):
+    """Checkpoints are minutes apart: after a crash the steps since the last one are scored
+    again, and an anomaly opened in between must be the same stored event, not a second one."""
+    t0 = now_ms() - 30 * STEP
+    history(store, t0)
+    first = AnomalyEngine(store, None, config())
+    first.evaluate(t0 / 1000)
+    first.checkpoint()
+    for k, v in enumerate([0.12, 0.85, 0.86], start=1):
+        put(store, LAT, [t0 + k * STEP], [v])
+        first.evaluate((t0 + k * STEP) / 1000)
+    [opened] = store.find_events(EventQuery(kinds=["anomaly"]))
+    # killed here, without a checkpoint: the next run resumes from t0 and scores the spike again
+    bus, seen = Bus(), []
+    bus.subscribe("anomaly", lambda topic, payload: seen.append(payload))
+    again = AnomalyEngine(store, bus, config())
+    again.evaluate((t0 + 3 * STEP) / 1000)
+    [replayed] = store.find_events(EventQuery(kinds=["anomaly"]))
+    assert replayed.id == opened.id and replayed.start_ns == opened.start_ns
+    assert [p["id"] for p in seen] == [opened.id]
+
+
 def test_a_series_appearing_later_learns_from_its_history_first(store):
     t0 = now_ms() - 30 * STEP
     history(store, t0)

@@ -183,7 +183,8 @@ class AnomalyConfig(_Strict):
     watches: list[WatchConfig] = []
     detectors: DetectorsConfig = DetectorsConfig()
     rules: list[dict] = Field(default_factory=list, description="business rules (see pantau.anomaly.rules)")
-    checkpoint_interval: Duration = Field(60.0, description="how often learned state is saved")
+    checkpoint_interval: Duration = Field(600.0, description="how often learned state is saved (after a "
+                                          "crash the steps since are scored again; events keep their ids)")
     history_points: int = Field(720, ge=10, description="points of the series and band the API returns")
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ the stored history of the last `warmup` before it is judged, instead of waiting 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import struct
 import threading
@@ -89,6 +90,14 @@ class SeriesState:
         if extra.get("open"):
             st.open = OpenEvent(**extra["open"])
         return st
+
+
+def event_id(key: str, t_ms: int) -> str:
+    """An anomaly's id, from its series and start. After a crash the engine resumes from its
+    last checkpoint and scores the steps since again; an anomaly that opened (or ended) in
+    between is found again with the same id and its stored event updated, not stored twice.
+    That is what lets checkpoints be minutes apart instead of after every evaluation."""
+    return hashlib.blake2b(f"{key}@{t_ms}".encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -401,7 +410,8 @@ class AnomalyEngine:
         data["max_score"] = data["score"]
         labels = {**{k: v for k, v in st.labels if k != "__name__"}, "anomaly_watch": watch.name,
                   "anomaly_type": "statistical"}
-        event = Event("anomaly", t * 1_000_000, severity="critical" if data["score"] >= 0.9 else "warning",
+        event = Event("anomaly", t * 1_000_000, id=event_id(st.key, t),
+                      severity="critical" if data["score"] >= 0.9 else "warning",
                       title=data["reason"], labels=labels, data=data)
         eid = self.store.put_event(event)
         st.open = OpenEvent(eid, t, data["score"])
