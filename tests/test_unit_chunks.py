@@ -34,18 +34,24 @@ def test_tiny_chunks():
         assert list(out_ts) == list(ts) and list(out_values) == list(values)
 
 
+def _awkward_series(seed: int, lengths: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Series of the given lengths with stale markers, NaN and timestamps going backwards."""
+    rng = np.random.default_rng(seed)
+    series = []
+    for n in lengths:
+        ts = np.cumsum(rng.integers(-5, 30_000, n)).astype(np.int64) + 1_700_000_000_000
+        values = rng.normal(size=n)
+        if n > 3:
+            values[1] = stale_marker()
+            values[2] = np.nan
+        series.append((ts, values))
+    return series
+
+
 def test_decode_many_equals_decode_one_by_one():
     """Chunks of mixed lengths (empty ones first, last and between), stale markers, NaN,
     timestamps going backwards: laid end to end, bit for bit what `decode` gives."""
-    rng = np.random.default_rng(11)
-    ref = []
-    for n in (0, 3, 1, 40, 40, 0, 2, 40, 7, 0):
-        ts = np.cumsum(rng.integers(-5, 30_000, n)).astype(np.int64) + 1_700_000_000_000
-        values = rng.normal(size=n)
-        if n > 2:
-            values[1] = stale_marker()
-            values[2] = np.nan
-        ref.append(chunks.encode(ts, values))
+    ref = [chunks.encode(ts, values) for ts, values in _awkward_series(11, (0, 3, 1, 40, 40, 0, 2, 40, 7, 0))]
     lens, ts, values = chunks.decode_many(ref)
     offset = 0
     for blob, n in zip(ref, lens.tolist(), strict=True):
@@ -59,15 +65,7 @@ def test_decode_many_equals_decode_one_by_one():
 
 
 def test_encode_many_is_byte_for_byte_encode():
-    rng = np.random.default_rng(12)
-    series = []
-    for n in (0, 1, 2, 3, 10, 10, 0, 10, 1, 57):
-        ts = np.cumsum(rng.integers(-5, 30_000, n)).astype(np.int64) + 1_700_000_000_000
-        values = rng.normal(size=n)
-        if n > 3:
-            values[1] = stale_marker()
-            values[2] = np.nan
-        series.append((ts, values))
+    series = _awkward_series(12, (0, 1, 2, 3, 10, 10, 0, 10, 1, 57))
     lens = np.array([len(t) for t, _ in series])
     ends = np.cumsum(lens)
     blobs = chunks.encode_many(np.concatenate([t for t, _ in series]), np.concatenate([v for _, v in series]),
